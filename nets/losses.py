@@ -1,0 +1,78 @@
+"""Perceptual losses (Gatys et al. 2016; Johnson et al. 2016) on VGG16 features.
+
+All features are (B, C, H, W). Gram matrices are normalized by C*H*W so their scale does not depend
+on the image size; with a mask, by C * (mask area) so a style measured on a region is comparable
+with one measured on a whole image (seed: targeted / masked style transfer).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gram(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C). `mask` (B, 1, h, w) in 0..1 is resized to (H, W) and weights pixels."""
+    b, c, h, w = features.shape
+    if mask is not None:
+        m = F.interpolate(mask.to(features.dtype), size=(h, w), mode="bilinear", align_corners=False)
+        features = features * m
+        area = m.sum(dim=(1, 2, 3)).clamp_min(1.0).view(b, 1, 1)
+    else:
+        area = torch.full((b, 1, 1), float(h * w), device=features.device, dtype=features.dtype)
+    flat = features.reshape(b, c, h * w).float()  # Grams in fp32: sums of H*W products overflow fp16
+    return flat @ flat.transpose(1, 2) / (c * area.float())
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(features.float(), target.float())
+
+
+def style_loss(features: dict[str, torch.Tensor], target_grams: dict[str, torch.Tensor],
+               layer_weights: dict[str, float] | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum over layers of weight * MSE(Gram(features), target Gram). Target Grams may have batch 1."""
+    total = 0.0
+    for name, target in target_grams.items():
+        g = gram(features[name], mask)
+        w = 1.0 if layer_weights is None else layer_weights.get(name, 1.0)
+        total = total + w * F.mse_loss(g, target.expand_as(g))
+    return total
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation (mean absolute difference of neighbours) of (B, C, H, W): discourages noise."""
+    dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+    dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
+    return dx + dy
+
+
+class PerceptualCriterion:
+    """Content + style + TV loss against one style image, shared by training, Gatys and the quality
+    benchmark so their numbers are comparable.
+
+    Each term is made relative so recipes transfer between layers and paintings: the style loss of a
+    layer is MSE(Gram, target Gram) / mean(target Gram^2), averaged over layers (Caffe VGG16's Gram
+    magnitudes differ by ~10^5 between relu2_2 and relu4_3); the content loss is MSE(features, target)
+    / mean(target^2), averaged over content layers. Both are ~1 for an unrelated image, 0 for a match.
+    """
+
+    def __init__(self, vgg, style_image: torch.Tensor, content_layers: tuple[str, ...],
+                 style_layers: tuple[str, ...], style_mask: torch.Tensor | None = None):
+        self.vgg, self.content_layers, self.style_layers = vgg, content_layers, style_layers
+        with torch.no_grad():
+            feats = vgg(style_image)._asdict()  # style_image: (1, 3, H, W) 0..1
+            self.target_grams = {n: gram(feats[n], style_mask) for n in style_layers}
+        self.layer_weights = {n: 1.0 / (len(style_layers) * g.pow(2).mean().item()) for n, g in self.target_grams.items()}
+
+    def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            feats = self.vgg(content)._asdict()
+        return {n: feats[n] for n in self.content_layers}
+
+    def __call__(self, output: torch.Tensor, content_targets: dict[str, torch.Tensor],
+                 mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """output (B, 3, H, W) 0..1; `mask` (B, 1, H, W) limits the style loss to a region."""
+        feats = self.vgg(output)._asdict()
+        content = sum(content_loss(feats[n], t) / t.float().pow(2).mean().clamp_min(1e-8)
+                      for n, t in content_targets.items()) / len(content_targets)
+        style = style_loss(feats, self.target_grams, self.layer_weights, mask)
+        return {"content": content, "style": style, "tv": tv_loss(output)}

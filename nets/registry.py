@@ -1,0 +1,132 @@
+"""Styles registered by name, `arch.style` (e.g. `lite.starry_night`), like timm's `arch.tag` weights.
+
+`weights/manifest.json` holds one frozen `StyleInfo` per style (file, sha256, input range, painting,
+artist, year, licence, recipe, measured metrics). Weights load through safetensors only: a pickle file
+(.pt/.pth/.ckpt) is refused, never unpickled.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from nets.transformer_net import NetConfig, TransformerNet
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+INPUT_RANGE = "RGB 0..1 in, RGB 0..1 out"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
+
+
+class StyleError(LookupError):
+    """Unknown style name or a weight file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class StyleInfo:
+    name: str  # "arch.style"
+    arch: str
+    file: str  # relative to the weights folder
+    sha256: str
+    net: dict  # NetConfig.to_dict()
+    painting: str = ""
+    artist: str = ""
+    year: str = ""
+    licence: str = ""
+    input_range: str = INPUT_RANGE
+    recipe: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("STYLECAM_WEIGHTS", WEIGHTS_DIR))
+
+
+def _manifest_path(folder: Path) -> Path:
+    return folder / "manifest.json"
+
+
+def read_manifest(folder: Path | None = None) -> dict[str, StyleInfo]:
+    path = _manifest_path(folder or weights_dir())
+    if not path.is_file():
+        return {}
+    entries = json.loads(path.read_text())["styles"]
+    return {name: StyleInfo(**entry) for name, entry in sorted(entries.items())}
+
+
+def list_styles(folder: Path | None = None) -> list[str]:
+    return list(read_manifest(folder))
+
+
+def info(name: str, folder: Path | None = None) -> StyleInfo:
+    styles = read_manifest(folder)
+    if name not in styles:
+        # Let a bare painting name through when exactly one arch has it ("starry_night" -> "lite.starry_night").
+        matches = [n for n in styles if n.split(".", 1)[1] == name]
+        if len(matches) == 1:
+            return styles[matches[0]]
+        known = ", ".join(styles) or "none (weights/manifest.json is empty)"
+        raise StyleError(f"Unknown style {name!r}. Known styles: {known}.")
+    return styles[name]
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; refuse pickles and report damage in one line."""
+    path = Path(path)
+    if path.suffix in PICKLE_SUFFIXES:
+        raise StyleError(f"{path.name} is a pickle-based file; StyleCam loads only .safetensors weights.")
+    if not path.is_file():
+        raise StyleError(f"Weight file {path} is missing.")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise StyleError(f"Weight file {path} is not a valid safetensors file ({exc}).") from exc
+
+
+def load(name: str, folder: Path | None = None) -> TransformerNet:
+    """Build the network of a registered style and load its weights strictly (fp32, CPU, eval mode).
+    The caller moves it to its device and dtype."""
+    folder = folder or weights_dir()
+    entry = info(name, folder)
+    path = folder / entry.file
+    if path.is_file() and sha256(path) != entry.sha256:
+        raise StyleError(f"Weight file {path} does not match its sha256 in the manifest (corrupt or replaced).")
+    state = load_state(path)
+    net = TransformerNet(NetConfig.from_dict(entry.net))
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise StyleError(f"Weight file {path} does not fit the {entry.arch} network: {str(exc).splitlines()[0]}") from exc
+    return net.eval()
+
+
+def register(net: TransformerNet, arch: str, style: str, folder: Path | None = None, **meta) -> StyleInfo:
+    """Save `net` as fp16 safetensors `arch.style.safetensors` and add/replace its manifest entry."""
+    folder = folder or weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{arch}.{style}"
+    path = folder / f"{name}.safetensors"
+    state = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
+    save_file(state, str(path), metadata={"name": name, "input_range": INPUT_RANGE})
+    entry = StyleInfo(name=name, arch=arch, file=path.name, sha256=sha256(path), net=net.config.to_dict(), **meta)
+    manifest_path = _manifest_path(folder)
+    data = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"styles": {}}
+    data["styles"][name] = asdict(entry)
+    data["styles"] = dict(sorted(data["styles"].items()))
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(manifest_path)
+    return entry

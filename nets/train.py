@@ -1,0 +1,249 @@
+"""Train a feed-forward style network for one painting (Johnson et al. 2016).
+
+Random crops of content photos go through the network; the VGG16 perceptual criterion compares the
+output with the photo (content) and the painting (style Grams, computed once). Checkpoints are
+safetensors (model + Adam state + JSON metadata) so a run resumes after an interrupt; the end of a run
+exports fp16 weights and a manifest entry through `nets.registry`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from nets import registry
+from nets.images import ImageError, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
+from nets.losses import PerceptualCriterion
+from nets.transformer_net import ARCHS, TransformerNet
+from nets.vgg import VGG16
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    style_image: str
+    content_dir: str
+    arch: str = "lite"
+    style_name: str = ""  # default: the style image's file stem
+    size: int = 256  # training crop side
+    style_size: int = 512  # longer side of the painting when its Grams are computed
+    batch: int = 4
+    steps: int = 2000
+    lr: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    tv_weight: float = 1e-2
+    content_layers: tuple[str, ...] = ("relu2_2",)
+    style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+    val_count: int = 8
+    val_size: int = 256
+    val_every: int = 250
+    checkpoint_every: int = 100
+    out_dir: str = "runs/train"
+    weights_dir: str = ""  # where to export; default the registry's folder
+    device: str = "cpu"
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.style_name or Path(self.style_image).stem
+
+
+class ContentPhotos(torch.utils.data.Dataset):
+    """Random `size` crops (after a random rescale of the short side to 1..1.25 x size) with flips."""
+
+    def __init__(self, paths: list[Path], size: int):
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        rgb = load_rgb(self.paths[i])
+        h, w = rgb.shape[:2]
+        short = random.uniform(1.0, 1.25) * self.size
+        scale = short / min(h, w)
+        rgb = cv2.resize(rgb, (max(self.size, round(w * scale)), max(self.size, round(h * scale))), interpolation=cv2.INTER_AREA)
+        y = random.randint(0, rgb.shape[0] - self.size)
+        x = random.randint(0, rgb.shape[1] - self.size)
+        crop = rgb[y:y + self.size, x:x + self.size]
+        if random.random() < 0.5:
+            crop = crop[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div_(255.0)  # (3, S, S)
+
+
+def split_photos(content_dir: Path, val_count: int) -> tuple[list[Path], list[Path]]:
+    """A fixed validation set: evenly spaced files of the sorted listing, never trained on."""
+    paths = sorted(p for p in Path(content_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(paths) < val_count + 1:
+        raise ImageError(f"{content_dir} holds {len(paths)} images; training needs at least {val_count + 1}.")
+    step = len(paths) // val_count
+    val = paths[step // 2::step][:val_count]
+    val_set = set(val)
+    return [p for p in paths if p not in val_set], val
+
+
+def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = size / min(h, w)
+    rgb = cv2.resize(rgb, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
+    y, x = (rgb.shape[0] - size) // 2, (rgb.shape[1] - size) // 2
+    return rgb[y:y + size, x:x + size]
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.device = torch.device(cfg.device)
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        train_paths, val_paths = split_photos(Path(cfg.content_dir), cfg.val_count)
+        self.loader = torch.utils.data.DataLoader(ContentPhotos(train_paths, cfg.size), batch_size=cfg.batch,
+                                                  shuffle=True, drop_last=True, num_workers=0)
+        self.val_batch = torch.stack([to_tensor(center_crop(load_rgb(p), cfg.val_size))[0] for p in val_paths]).to(self.device)
+        self.style_rgb = load_rgb(cfg.style_image, max_side=cfg.style_size)
+        vgg = VGG16(tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))).to(self.device)
+        self.criterion = PerceptualCriterion(vgg, to_tensor(self.style_rgb).to(self.device), cfg.content_layers, cfg.style_layers)
+        self.net = TransformerNet(ARCHS[cfg.arch]).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        # Mixed precision on CUDA only; bf16 needs no loss scaling.
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        self.step, self.history = 0, []
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.out / f"{cfg.arch}.{cfg.name}.ckpt.safetensors"
+
+    def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        with self.autocast:
+            targets = self.criterion.content_targets(batch)
+            terms = self.criterion(self.net(batch), targets)
+        total = cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"]
+        return total, {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Unweighted content and style loss on the fixed validation photos; also writes a preview."""
+        terms = [self.loss(img[None])[1] for img in self.val_batch]
+        metrics = {k: float(np.mean([t[k] for t in terms])) for k in ("content", "style", "tv")}
+        outs = [to_uint8(self.net(img[None])) for img in self.val_batch[:4]]
+        save_rgb(self.out / f"{self.cfg.arch}.{self.cfg.name}.preview.png", np.concatenate(outs, axis=1))
+        return metrics
+
+    def save_checkpoint(self) -> None:
+        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        for i, state in self.opt.state_dict()["state"].items():
+            for k, v in state.items():
+                tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous().reshape(-1) if k == "step" else v.detach().cpu().contiguous()
+        meta = {"config": json.dumps(asdict(self.cfg)), "step": str(self.step), "history": json.dumps(self.history)}
+        tmp = self.ckpt_path.with_suffix(".tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(self.ckpt_path)
+
+    def resume(self) -> bool:
+        if not self.ckpt_path.is_file():
+            return False
+        from safetensors import safe_open
+        with safe_open(str(self.ckpt_path), "pt") as f:
+            meta = f.metadata()
+        tensors = load_file(str(self.ckpt_path))
+        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+        opt_state = self.opt.state_dict()
+        for key, v in tensors.items():
+            if key.startswith("opt."):
+                _, i, k = key.split(".", 2)
+                opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(self.device)
+        self.opt.load_state_dict(opt_state)
+        self.step, self.history = int(meta["step"]), json.loads(meta["history"])
+        return True
+
+    def run(self, progress: bool = True) -> dict:
+        from tqdm import tqdm
+
+        cfg, started = self.cfg, time.time()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"train {cfg.arch}.{cfg.name}", unit="step")
+        try:
+            while self.step < cfg.steps:
+                for batch in self.loader:
+                    batch = batch.to(self.device, non_blocking=True)
+                    total, terms = self.loss(batch)
+                    self.opt.zero_grad(set_to_none=True)
+                    total.backward()
+                    self.opt.step()
+                    self.step += 1
+                    self.history.append({"step": self.step, **{k: round(v, 6) for k, v in terms.items()}})
+                    bar.update(1)
+                    bar.set_postfix(content=f"{terms['content']:.3f}", style=f"{terms['style']:.3f}")
+                    if not math.isfinite(terms["total"]):
+                        raise FloatingPointError(f"Training diverged at step {self.step} (loss {terms['total']}); lower --lr.")
+                    if self.step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self.step % cfg.val_every == 0:
+                        self.history[-1]["val"] = self.validate()
+                    if self.step >= cfg.steps:
+                        break
+        finally:
+            bar.close()
+            self.save_checkpoint()  # an interrupt keeps every step done so far
+            plot_losses(self.history, self.out / f"{cfg.arch}.{cfg.name}.loss.png")
+        elapsed = time.time() - started
+        metrics = self.validate()
+        result = {"val": metrics, "steps": self.step, "seconds": round(elapsed, 1),
+                  "images_per_s": round(len(self.history[-(cfg.steps):]) * cfg.batch / max(elapsed, 1e-9), 3)}
+        (self.out / f"{cfg.arch}.{cfg.name}.metrics.json").write_text(json.dumps(result, indent=2))
+        return result
+
+    def export(self, result: dict) -> registry.StyleInfo:
+        cfg = self.cfg
+        paintings = json.loads((registry.WEIGHTS_DIR / "paintings.json").read_text())
+        painting = paintings.get(cfg.name, {})
+        recipe = {k: v for k, v in asdict(self.cfg).items() if k not in ("content_dir", "out_dir", "weights_dir", "style_image")}
+        recipe |= {"style_image": Path(cfg.style_image).name, "device": str(self.device),
+                   "train_seconds": result["seconds"], "images_seen": self.step * cfg.batch}
+        metrics = {"val_content": round(result["val"]["content"], 5), "val_style": round(result["val"]["style"], 5),
+                   "val_size": cfg.val_size, "val_count": cfg.val_count}
+        folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
+        return registry.register(self.net.cpu(), cfg.arch, cfg.name, folder, recipe=recipe, metrics=metrics, **painting)
+
+
+def plot_losses(history: list[dict], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in ("content", "style", "total"):
+        ax.plot(steps, [h[key] for h in history], label=key, linewidth=0.8)
+    val = [(h["step"], h["val"]["style"]) for h in history if "val" in h]
+    if val:
+        ax.plot(*zip(*val), "o", label="val style")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, export: bool = True) -> dict:
+    trainer = Trainer(cfg)
+    if resume and trainer.resume():
+        log.info("resumed %s at step %d", trainer.ckpt_path, trainer.step)
+    result = trainer.run(progress)
+    if export:
+        result["exported"] = asdict(trainer.export(result))
+    return result
