@@ -1,0 +1,122 @@
+"""`stylecam-cam` / `python run_cam.py`: parse flags, build one AppConfig, run the pipeline.
+
+The only place that prints errors and exits non-zero: a `StyleCamError` becomes one line on stderr
+and exit status 2; Ctrl-C stops cleanly (exit 130 if it had to interrupt hard).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from realtime.config import (MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
+                             StyleConfig, cpu_threads, default_style, resolve_device, resolve_style, style_cycle)
+from realtime.errors import ConfigError, StyleCamError
+
+DEFAULT_FILE = "stylecam_out.mp4"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError("size must be at least 16x16")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run_cam.py", description="Paint a camera, a video or the sample clip "
+                                "in the style of a painting; show it, send it to a virtual camera, or write a video.")
+    p.add_argument("--source", default="auto", help="camera index or device path, a video or image file, or "
+                   "'sample' (default: camera 0, else the bundled sample clip)")
+    p.add_argument("--style", default=None, help="painting (starry_night) or registry name (lite.starry_night); "
+                   "a painting picks the full net on CUDA and lite on CPU")
+    p.add_argument("--style2", default=None, help="background style in split mode")
+    p.add_argument("--mode", choices=MODES, default="full", help="what gets painted (default: full)")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1 blend with the original (default 1)")
+    p.add_argument("--output", action="append", default=None, metavar="window|virtual|FILE.mp4",
+                   help=f"repeatable (default: window with a display, else {DEFAULT_FILE})")
+    p.add_argument("--size", type=parse_size, default=None, help="WxH; default 640x480 (camera, sample), "
+                   "a file's own size")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--scale", type=float, default=None, help="stylize at this fraction of the size "
+                   "(default 0.5 on CPU, 1 on CUDA)")
+    p.add_argument("--mask-every", type=int, default=1, help="run segmentation every N frames (default 1)")
+    p.add_argument("--segment-model", choices=SEGMENT_MODELS, default="landscape")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    return p
+
+
+def has_display() -> bool:
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def build_config(args: argparse.Namespace) -> AppConfig:
+    notes = []
+    if not 0.0 <= args.strength <= 1.0:
+        raise ConfigError(f"--strength must be between 0 and 1, got {args.strength}.")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError("--max-frames must be 1 or more.")
+    device, dtype, channels_last = resolve_device(args.device)
+    style = resolve_style(args.style, device) if args.style else default_style(device)
+    style2 = resolve_style(args.style2, device) if args.style2 else None
+    # CPU default 0.5: the lite net at 320x240 is ~4x cheaper than at 640x480 (measured in
+    # benchmarks/); on CUDA the full net runs at full size.
+    scale = args.scale if args.scale is not None else (1.0 if device.startswith("cuda") else 0.5)
+    if not 0.1 <= scale <= 1.0:
+        raise ConfigError(f"--scale must be between 0.1 and 1, got {scale}.")
+    outputs = args.output or []
+    if not outputs:
+        outputs = ["window"] if has_display() else [DEFAULT_FILE]
+        if not has_display():
+            notes.append(f"No display: writing the video to {os.path.abspath(DEFAULT_FILE)} "
+                         "(choose with --output window|virtual|FILE.mp4).")
+    files = tuple(o for o in outputs if o not in ("window", "virtual"))
+    output = OutputConfig(window="window" in outputs, virtual="virtual" in outputs, files=files)
+    source = SourceConfig(spec=args.source, size=args.size, loop=output.live)
+    return AppConfig(
+        source=source,
+        segment=SegmentConfig(model=args.segment_model, every=args.mask_every),
+        style=StyleConfig(styles=style_cycle(style, style2), style2=style2, strength=args.strength, scale=scale,
+                          device=device, dtype=dtype, channels_last=channels_last,
+                          threads=0 if device.startswith("cuda") else cpu_threads()),
+        output=output, mode=args.mode, max_frames=args.max_frames, notes=tuple(notes))
+
+
+def quiet_native_logs() -> None:
+    """MediaPipe/TFLite write INFO lines to stderr through glog/absl; keep the terminal to our lines."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", message=".*MessageFactory.*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="stylecam: %(message)s")
+    quiet_native_logs()
+    try:
+        config = build_config(args)
+        if args.print_config:
+            print(config.to_json())
+            return 0
+        from realtime.pipeline import Pipeline  # imports mediapipe and torch: after the flags are checked
+
+        pipeline = Pipeline(config)
+        for note in config.notes + ((pipeline.note,) if pipeline.note else ()):
+            print(note, file=sys.stderr)
+        summary = pipeline.run()
+    except StyleCamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(summary.line(), file=sys.stderr)
+    return 0

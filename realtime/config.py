@@ -1,0 +1,130 @@
+"""Typed configuration: frozen dataclasses per area inside one `AppConfig`, built once by `realtime.cli`
+and passed down into constructors. Device, dtype and the style architecture are resolved here, once.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from nets import registry
+from realtime.errors import ConfigError
+
+MODES = ("full", "background", "person", "split")
+SEGMENT_MODELS = ("general", "landscape")
+DEFAULT_SIZE = (640, 480)  # camera and sample size when --size is not given
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    spec: str = "auto"  # "auto" (camera 0, else the sample), "sample", a camera index or device path, a file
+    size: tuple[int, int] | None = None  # (width, height); None: camera/sample 640x480, files keep theirs
+    fps: float = 30.0  # requested from cameras; the sample's pace when live
+    loop: bool = False  # sample/file start again at the end (live outputs)
+    reopen_attempts: int = 3  # a lost camera is reopened this many times, then the stream ends
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    model: str = "landscape"  # MediaPipe selfie model: "general" (256x256) or "landscape" (256x144, faster)
+    every: int = 1  # run the network every N frames; between, the last mask is re-refined on the new frame
+    smoothing: float = 0.6  # weight of the previous mask where old and new agree (0 = no smoothing)
+    refine: bool = True  # guided-filter edge refinement with the frame as guide
+    feather: int = 7  # Gaussian feather kernel in pixels (odd; 0 = off)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    styles: tuple[str, ...]  # registry names, all preloaded; styles[0] is active at start
+    style2: str | None = None  # background style of `split` mode (one of `styles`)
+    strength: float = 1.0  # 1 = fully stylized, 0 = the original frame
+    scale: float = 1.0  # stylize at this fraction of the frame size, then upsample
+    device: str = "cpu"
+    dtype: str = "float32"  # "float16" on CUDA
+    channels_last: bool = False
+    threads: int = 0  # CPU intra-op threads for torch; 0 = leave torch's default
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    window: bool = False
+    virtual: bool = False
+    files: tuple[str, ...] = ()
+    virtual_device: str | None = None
+    virtual_backend: str | None = None  # pyvirtualcam backend name (tests register a capturing one)
+    snapshot_dir: str = "."
+
+    @property
+    def live(self) -> bool:
+        """Window or virtual camera: paced, latest-frame; files only: ordered, nothing dropped."""
+        return self.window or self.virtual
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    source: SourceConfig
+    segment: SegmentConfig
+    style: StyleConfig
+    output: OutputConfig
+    mode: str = "full"
+    max_frames: int | None = None
+    notes: tuple[str, ...] = field(default=())  # lines the CLI prints once (fallbacks it chose)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def resolve_device(name: str) -> tuple[str, str, bool]:
+    """"auto" | "cpu" | "cuda[:N]" -> (device, dtype, channels_last). CUDA runs fp16 + channels_last
+    (tensor cores); the CPU runs fp32 (fp16 convolutions on CPU are slower, not faster)."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but CUDA is not available. Use --device cpu.")
+        return name, "float16", True
+    if name != "cpu":
+        raise ConfigError(f"Unknown device {name!r}. Use auto, cpu or cuda.")
+    return "cpu", "float32", False
+
+
+def cpu_threads() -> int:
+    """Torch threads on the CPU: all cores but one, which segmentation, capture and encoding share.
+    Measured on 2 cores (issue 3): the lite net at 320x240 took 62 ms with 1 thread and 150-1000 ms
+    with 2 while MediaPipe and another process also ran (OpenMP threads spinning against each other)."""
+    import os
+
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def resolve_style(name: str, device: str) -> str:
+    """A registry name ("lite.starry_night"), or a bare painting ("starry_night"): then `full` on CUDA
+    and `lite` on CPU, whichever is registered. Unknown -> ConfigError listing the known styles."""
+    known = registry.list_styles()
+    if not known:
+        raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
+    if name in known:
+        return name
+    prefer = ("full", "lite") if device.startswith("cuda") else ("lite", "full")
+    for arch in prefer:
+        if f"{arch}.{name}" in known:
+            return f"{arch}.{name}"
+    raise ConfigError(f"Unknown style {name!r}. Known styles: {', '.join(known)}.")
+
+
+def default_style(device: str) -> str:
+    known = registry.list_styles()
+    if not known:
+        raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
+    paintings = [n.split(".", 1)[1] for n in known]
+    first = "starry_night" if "starry_night" in paintings else paintings[0]
+    return resolve_style(first, device)
+
+
+def style_cycle(first: str, second: str | None) -> tuple[str, ...]:
+    """Every registered style of `first`'s architecture (so hotkeys can switch without loading),
+    `first` first; `second` included even when of another architecture."""
+    arch = first.split(".", 1)[0]
+    rest = [n for n in registry.list_styles() if n.startswith(arch + ".") and n not in (first, second)]
+    return tuple([first] + ([second] if second and second != first else []) + rest)

@@ -1,0 +1,201 @@
+"""Sinks, one interface (modelled on pyvirtualcam's `Camera`): keyword-only constructor, `send(frame)`,
+`close()` safe to call twice, context manager. Window, virtual camera and file are interchangeable and
+run together.
+
+- `VideoFileSink`: H.264 mp4 through PyAV; the input's audio stream copied; written to a hidden
+  temporary file beside the target and renamed on `close()`, so an interrupted run still leaves a
+  valid file of the frames done, and `abort()` (an error) leaves nothing.
+- `VirtualCameraSink`: pyvirtualcam, fed by a sender thread that paces with `sleep_until_next_frame()`;
+  a one-slot queue, newest frame wins (compute never waits for the camera).
+- `WindowSink` lives in `realtime/window.py`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pyvirtualcam
+
+from realtime.errors import SinkError, WorkerError
+from realtime.frames import Frame, check_image
+
+log = logging.getLogger(__name__)
+
+
+class _Sink:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+
+class VideoFileSink(_Sink):
+    def __init__(self, *, path: str | os.PathLike, fps: float, audio_from: str | os.PathLike | None = None,
+                 crf: int = 20, preset: str = "veryfast"):
+        self.path = Path(path)
+        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
+            raise SinkError(f"Output {self.path} must end in .mp4, .mov or .mkv (H.264 video).")
+        if not self.path.parent.is_dir():
+            raise SinkError(f"Output folder {self.path.parent} does not exist.")
+        self.temp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        self.rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001 exactly
+        self.options = {"crf": str(crf), "preset": preset}
+        self.frames_written = 0
+        self.size: tuple[int, int] | None = None  # fixed by the first frame
+        self._audio_in = None
+        try:
+            self._out = av.open(str(self.temp), "w")
+        except av.FFmpegError as exc:
+            raise SinkError(f"Cannot write {self.path}: {exc}") from exc
+        self._audio_out = None
+        if audio_from is not None:
+            self._audio_in = av.open(str(audio_from))
+            if self._audio_in.streams.audio:
+                self._audio_out = self._out.add_stream_from_template(self._audio_in.streams.audio[0])
+        self._video = None
+        self._closed = False
+
+    def _open_video(self, width: int, height: int) -> None:
+        if width % 2 or height % 2:
+            raise SinkError(f"H.264 needs even frame sides, got {width}x{height}; use --size with even numbers.")
+        self._video = self._out.add_stream("libx264", rate=self.rate, options=self.options)
+        self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
+        self._video.codec_context.time_base = 1 / self.rate  # pts counts frames
+        self.size = (width, height)
+
+    def send(self, frame: Frame) -> None:
+        image = check_image(frame.image if isinstance(frame, Frame) else frame)
+        if self._closed:
+            raise SinkError(f"{self.path} is already closed.")
+        size = (image.shape[1], image.shape[0])
+        if self._video is None:
+            self._open_video(*size)
+        elif size != self.size:
+            raise ValueError(f"frame size {size} differs from the first frame's {self.size}")
+        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        vf.pts = self.frames_written
+        self._out.mux(self._video.encode(vf))
+        self.frames_written += 1
+
+    def _copy_audio(self) -> None:
+        """Copy the input's audio packets up to the video's duration (a --max-frames run stops early)."""
+        if self._audio_out is None:
+            return
+        stream = self._audio_in.streams.audio[0]
+        end = self.frames_written / self.rate  # seconds of video written
+        for packet in self._audio_in.demux(stream):
+            if packet.dts is None:
+                continue
+            if packet.pts is not None and packet.pts * stream.time_base >= end:
+                break
+            packet.stream = self._audio_out
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        """Flush, copy audio, and rename the temporary file into place. A file with no frame is removed."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._video is not None:
+                self._out.mux(self._video.encode(None))  # flush the encoder's delayed frames
+                self._copy_audio()
+        finally:
+            self._out.close()
+            if self._audio_in is not None:
+                self._audio_in.close()
+        if self.frames_written:
+            self.temp.replace(self.path)
+        else:
+            self.temp.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Stop after an error: leave no file behind."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._out.close()
+            except av.FFmpegError:
+                pass
+            if self._audio_in is not None:
+                self._audio_in.close()
+        self.temp.unlink(missing_ok=True)
+
+
+VIRTUAL_CAMERA_HELP = {
+    "linux": "No virtual camera device. Load v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 "
+             "card_label=StyleCam (Chrome and Zoom need exclusive_caps=1).",
+    "win32": "No virtual camera. Install OBS Studio (it ships the OBS Virtual Camera) and start it once, or "
+             "install the Unity Capture driver.",
+    "darwin": "No virtual camera. Install OBS Studio 30+ and click 'Start Virtual Camera' once to install it.",
+}
+
+
+class VirtualCameraSink(_Sink):
+    def __init__(self, *, size: tuple[int, int], fps: float, device: str | None = None,
+                 backend: str | None = None):
+        import sys
+
+        self.size, self.fps = tuple(size), fps
+        try:
+            self._cam = pyvirtualcam.Camera(size[0], size[1], fps, fmt=pyvirtualcam.PixelFormat.RGB,
+                                            device=device, backend=backend)
+        except RuntimeError as exc:
+            hint = VIRTUAL_CAMERA_HELP.get(sys.platform, "No virtual camera device.")
+            raise SinkError(f"{hint} ({exc})") from exc
+        self.device = self._cam.device
+        self.frames_sent = 0
+        self.dropped = 0
+        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="virtual-camera", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        try:
+            while (frame := self._queue.get()) is not None:
+                self._cam.send(frame.image)
+                self.frames_sent += 1
+                self._cam.sleep_until_next_frame()
+        except BaseException as exc:  # carried to the compute thread by send()
+            self._error = exc
+
+    def send(self, frame: Frame) -> None:
+        if self._error is not None:
+            raise WorkerError(f"Virtual camera failed: {self._error!r}") from self._error
+        check_image(frame.image)
+        if (frame.image.shape[1], frame.image.shape[0]) != self.size:
+            raise ValueError(f"frame size {frame.size} differs from the camera's {self.size}")
+        try:
+            self._queue.put_nowait(frame)
+        except queue.Full:  # drop the older frame: the camera shows the newest
+            try:
+                self._queue.get_nowait()
+                self.dropped += 1
+            except queue.Empty:
+                pass
+            self._queue.put_nowait(frame)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        while True:  # the end sentinel must get in even if a frame waits
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+        self._thread.join(timeout=2.0)
+        self._cam.close()

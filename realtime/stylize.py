@@ -1,0 +1,109 @@
+"""The stylizer: the only place frames become tensors and tensors become frames again.
+
+Device, dtype and memory format come from `StyleConfig` (resolved once in `realtime.config`): CUDA runs
+fp16 + channels_last under `inference_mode`; the CPU runs fp32. Every style named in the config is
+loaded at construction, so switching mid-stream is a pointer swap, never a stall. `scale` < 1 stylizes
+a downscaled frame and upsamples the result (the lite net's cost falls with the pixel count).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nets import registry
+from nets.transformer_net import pad_to_stride
+from realtime.config import StyleConfig
+from realtime.errors import ConfigError
+from realtime.frames import Frame, check_image
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class Stylizer:
+    def __init__(self, *, config: StyleConfig):
+        if not config.styles:
+            raise ConfigError("No style given.")
+        self.device = torch.device(config.device)
+        self.dtype = DTYPES[config.dtype]
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.scale = config.scale
+        self.strength = config.strength
+        if self.device.type == "cpu" and config.threads:
+            torch.set_num_threads(config.threads)
+        self.names = list(config.styles)
+        try:
+            self.nets = {name: self._prepare(registry.load(name)) for name in self.names}
+        except registry.StyleError as exc:
+            raise ConfigError(str(exc)) from exc
+        self.active = self.names[0]
+        self.second = config.style2 or (self.names[1] if len(self.names) > 1 else self.names[0])
+
+    def _prepare(self, net: torch.nn.Module) -> torch.nn.Module:
+        return net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
+
+    # --- style switching (hotkeys) ---
+    def step_style(self, delta: int) -> str:
+        self.active = self.names[(self.names.index(self.active) + delta) % len(self.names)]
+        return self.active
+
+    @property
+    def strength(self) -> float:
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength = float(min(1.0, max(0.0, value)))
+
+    # --- conversion ---
+    def to_tensor(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, 3) RGB -> (1, 3, H, W) in 0..1 on the device, in the compute dtype."""
+        check_image(image)
+        t = torch.from_numpy(image).to(self.device, non_blocking=True)  # (H, W, 3) uint8
+        t = t.permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W), a view
+        return t.to(self.dtype).div_(255.0).contiguous(memory_format=self.memory_format)
+
+    def mask_tensor(self, mask: np.ndarray) -> torch.Tensor:
+        """float32 (H, W) 0..1 -> (1, 1, H, W) on the device."""
+        return torch.from_numpy(mask).to(self.device, self.dtype, non_blocking=True)[None, None]
+
+    def to_image(self, t: torch.Tensor) -> np.ndarray:
+        """(1, 3, H, W) 0..1 -> uint8 (H, W, 3) RGB, C-contiguous."""
+        t = t[0].clamp(0, 1).mul(255.0).add_(0.5).to(torch.uint8)  # (3, H, W)
+        return t.permute(1, 2, 0).contiguous().cpu().numpy()
+
+    # --- compute ---
+    @torch.inference_mode()
+    def stylize(self, x: torch.Tensor, style: str | None = None) -> torch.Tensor:
+        """(1, 3, H, W) 0..1 -> stylized (1, 3, H, W), blended with x by `strength`."""
+        net = self.nets[style or self.active]
+        h, w = x.shape[-2:]
+        y = x
+        if self.scale != 1.0:
+            y = F.interpolate(x, size=(max(8, round(h * self.scale)), max(8, round(w * self.scale))),
+                              mode="bilinear", align_corners=False, antialias=self.device.type == "cpu")
+        y, (hh, ww) = pad_to_stride(y, net.config.stride)
+        y = net(y)[..., :hh, :ww]
+        if (hh, ww) != (h, w):
+            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+        if self._strength < 1.0:
+            y = torch.lerp(x, y, self._strength)
+        return y
+
+    @torch.inference_mode()
+    def warmup(self, size: tuple[int, int], runs: int = 2) -> None:
+        """Run each net on a dummy frame so cuDNN autotuning and allocation happen before frame 1."""
+        x = torch.zeros(1, 3, size[1], size[0], device=self.device, dtype=self.dtype)
+        for name in self.names:
+            for _ in range(runs if self.device.type == "cuda" else 1):
+                self.stylize(x.contiguous(memory_format=self.memory_format), name)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, frame: Frame) -> Frame:
+        """One frame, whole-frame style (what the benchmarks time)."""
+        return frame.with_image(self.to_image(self.stylize(self.to_tensor(frame.image))))
+
+    def close(self) -> None:
+        self.nets.clear()
