@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 
 import cv2
 import mediapipe as mp
@@ -60,7 +61,8 @@ class Segmenter:
             base_options=BaseOptions(model_asset_path=model_path(config.model)),
             running_mode=vision.RunningMode.IMAGE,  # IMAGE: no timestamps, so skipped frames are fine
             output_confidence_masks=True, output_category_mask=False)
-        with native_stderr_silenced():
+        with native_stderr_silenced(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*MessageFactory.*")  # protobuf 4 deprecation in mediapipe
             self._net = vision.ImageSegmenter.create_from_options(options)
             self._infer(np.zeros((144, 256, 3), np.uint8))  # first run: delegate set-up (and its log)
         self._calls = 0

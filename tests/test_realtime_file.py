@@ -1,0 +1,115 @@
+"""File mode end to end: real clip with a person (carphone), real MediaPipe, a real trained style."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, read_video, run_cli
+from realtime.cli import build_config, build_parser
+from realtime.config import SegmentConfig
+from realtime.pipeline import Pipeline
+from realtime.segment import Segmenter
+
+
+def test_file_mode_keeps_frame_count_size_and_fps(carphone, style_name, tmp_path):
+    out = tmp_path / "out.mp4"
+    r = run_cli("--source", str(carphone), "--style", style_name, "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    frames, fps = read_video(out)
+    assert len(frames) == 120
+    assert frames[0].shape == (144, 176, 3)
+    assert fps == pytest.approx(30000 / 1001, rel=1e-4)
+    assert f"wrote {out} (120 frames)" in r.stderr
+    assert not list(tmp_path.glob(".*part*")), "temporary file left behind"
+
+
+def region_differences(carphone, style_name, tmp_path, mode: str) -> tuple[float, float]:
+    """Mean |output - input| inside the person and inside the background, on 12 frames. Regions come
+    from MediaPipe on the input, eroded so mask edges (feathered on purpose) do not count."""
+    out = tmp_path / f"{mode}.mp4"
+    args = ["--source", str(carphone), "--style", style_name, "--mode", mode, "--output", str(out),
+            "--max-frames", "12", "--device", "cpu"]
+    summary = Pipeline(build_config(build_parser().parse_args(args))).run()
+    assert summary.frames == 12
+    got, _ = read_video(out)
+    src, _ = read_video(carphone)
+    segmenter = Segmenter(config=SegmentConfig(smoothing=0, refine=False, feather=0))
+    kernel = np.ones((9, 9), np.uint8)
+    person_d, background_d = [], []
+    for inp, outp in zip(src[:12], got):
+        mask = segmenter(inp)
+        person = cv2.erode((mask > 0.9).astype(np.uint8), kernel).astype(bool)
+        background = cv2.erode((mask < 0.1).astype(np.uint8), kernel).astype(bool)
+        assert person.sum() > 1000 and background.sum() > 1000, "carphone should show a person and a background"
+        diff = np.abs(outp.astype(np.float32) - inp.astype(np.float32)).mean(axis=2)
+        person_d.append(diff[person].mean())
+        background_d.append(diff[background].mean())
+    segmenter.close()
+    return float(np.mean(person_d)), float(np.mean(background_d))
+
+
+def test_background_mode_keeps_the_person_real(carphone, style_name, tmp_path):
+    person, background = region_differences(carphone, style_name, tmp_path, "background")
+    assert person < 10, f"person changed by {person:.1f} levels"
+    assert background > 2.5 * person and background > 15, (person, background)
+
+
+def test_person_mode_keeps_the_background_real(carphone, style_name, tmp_path):
+    person, background = region_differences(carphone, style_name, tmp_path, "person")
+    assert background < 10, f"background changed by {background:.1f} levels"
+    assert person > 2.5 * background and person > 15, (person, background)
+
+
+def test_audio_stream_survives(clip_with_audio, style_name, tmp_path):
+    import av
+
+    out = tmp_path / "with_audio.mp4"
+    r = run_cli("--source", str(clip_with_audio), "--style", style_name, "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    with av.open(str(clip_with_audio)) as a, av.open(str(out)) as b:
+        assert b.streams.audio, "the output lost the audio stream"
+        sa, sb = a.streams.audio[0], b.streams.audio[0]
+        assert sb.codec_context.name == sa.codec_context.name and sb.sample_rate == sa.sample_rate
+        dur_a = float(sa.duration * sa.time_base)
+        dur_b = float(sb.duration * sb.time_base)
+    assert dur_b == pytest.approx(dur_a, abs=0.05)
+    assert len(read_video(out)[0]) == 45
+
+
+def test_default_run_without_display_writes_the_sample(tmp_path, style_name):
+    """What a new user types: `python run_cam.py` (here capped), no camera, no display."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([sys.executable, str(ROOT / "run_cam.py"), "--max-frames", "8"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "stylecam_out.mp4"
+    assert f"No display: writing the video to {out}" in r.stderr
+    frames, _ = read_video(out)
+    assert len(frames) == 8 and frames[0].shape == (480, 640, 3)
+
+
+def test_sigint_leaves_a_playable_file_with_the_frames_reported(tmp_path, style_name):
+    out = tmp_path / "interrupted.mp4"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_cam.py"), "--source", "sample", "--style", style_name,
+                             "--output", str(out)], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    temp = tmp_path / ".interrupted.part.mp4"
+    deadline = time.monotonic() + 120
+    while not temp.exists() or temp.stat().st_size < 2000:  # encoder has written packets: frames are flowing
+        assert proc.poll() is None and time.monotonic() < deadline, "run ended before it could be interrupted"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    done = re.search(rf"wrote {re.escape(str(out))} \((\d+) frames\)", err)
+    assert done and "stopped by Ctrl-C" in err, err
+    frames, _ = read_video(out)
+    assert 0 < len(frames) == int(done.group(1)) < 120
+    assert not temp.exists()
