@@ -1,0 +1,124 @@
+"""Style quality, measured: content and style loss of each fast network's output on fixed photos,
+next to a Gatys optimization of the same objective on the same photos (the quality ceiling).
+
+Both outputs are scored by one `PerceptualCriterion` (the style's own training layers, the painting at
+the recipe's style scale), so the ratios net/Gatys say how close the feed-forward net gets.
+Goal (issue 4): style ratio <= 1.5, content ratio <= 1.5.
+
+    python -m benchmarks.quality --styles-dir ../shared/data/styles [--size 512] [--names lite.starry_night]
+
+Writes benchmarks/results/quality.json and quality.md, and stores the numbers in weights/manifest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nets import gatys, registry
+from nets.images import ImageError, load_rgb, resize_max, to_tensor
+from nets.losses import PerceptualCriterion
+from nets.transformer_net import pad_to_stride
+from nets.vgg import VGG16
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PHOTOS = ("astronaut", "coffee")  # scikit-image's bundled photos: fixed, public, in every install of [test]
+
+
+def photos(size: int, count: int) -> dict[str, np.ndarray]:
+    import skimage.data
+
+    return {name: resize_max(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3]), size) for name in PHOTOS[:count]}
+
+
+def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size: int, gatys_steps: int) -> dict:
+    entry = registry.info(name)
+    recipe = entry.recipe
+    painting = load_rgb(styles_dir / recipe["style_image"])
+    content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
+    vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers)))
+    # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
+    # pixels, so the painting keeps its training size whatever the evaluation size.
+    style_side = recipe["style_size"]
+    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, style_side)), content_layers, style_layers)
+    net = registry.load(name)
+    gcfg = gatys.GatysConfig(size=size, style_size=style_side, steps=gatys_steps, fine_steps=0, coarse_size=0,
+                             content_layers=content_layers, style_layers=style_layers,
+                             content_weight=recipe["content_weight"], style_weight=recipe["style_weight"],
+                             tv_weight=recipe["tv_weight"])
+    rows = {}
+    for photo, rgb in images.items():
+        x = to_tensor(rgb)
+        targets = criterion.content_targets(x)
+        with torch.inference_mode():
+            padded, (h, w) = pad_to_stride(x, net.config.stride)
+            fast = net(padded)[..., :h, :w]
+        fast_terms = {k: float(v) for k, v in criterion(fast, targets).items()}
+        result = gatys.run(rgb, painting, gcfg, vgg=vgg, progress=False)
+        with torch.no_grad():
+            ceiling = {k: float(v) for k, v in criterion(to_tensor(result.image), targets).items()}
+        rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"]}
+    mean = lambda who, key: float(np.mean([r[who][key] for r in rows.values()]))  # noqa: E731
+    summary = {"size": size, "photos": list(images), "gatys_steps": gatys_steps,
+               "net_content": mean("net", "content"), "net_style": mean("net", "style"),
+               "gatys_content": mean("gatys", "content"), "gatys_style": mean("gatys", "style")}
+    summary["style_ratio"] = summary["net_style"] / max(summary["gatys_style"], 1e-9)
+    summary["content_ratio"] = summary["net_content"] / max(summary["gatys_content"], 1e-9)
+    return {"summary": {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}, "per_photo": rows}
+
+
+def write_manifest_metrics(name: str, summary: dict) -> None:
+    path = registry.weights_dir() / "manifest.json"
+    data = json.loads(path.read_text())
+    data["styles"][name]["metrics"]["quality"] = summary
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def markdown(results: dict[str, dict]) -> str:
+    lines = ["| style | size px | net content | Gatys content | content ratio | net style | Gatys style | style ratio |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        s = r["summary"]
+        lines.append(f"| {name} | {s['size']} | {s['net_content']:.3f} | {s['gatys_content']:.3f} | {s['content_ratio']:.2f} "
+                     f"| {s['net_style']:.3f} | {s['gatys_style']:.3f} | {s['style_ratio']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--styles-dir", type=Path, required=True, help="folder holding the paintings named in the recipes")
+    p.add_argument("--names", nargs="*", help="styles to score (default: all registered)")
+    p.add_argument("--size", type=int, default=512, help="longer side of the photos")
+    p.add_argument("--photos", type=int, default=len(PHOTOS))
+    p.add_argument("--gatys-steps", type=int, default=200)
+    p.add_argument("--threads", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        names = args.names or registry.list_styles()
+        images = photos(args.size, args.photos)
+        results = {}
+        for name in names:
+            print(f"scoring {name} ...", flush=True)
+            results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps)
+            write_manifest_metrics(name, results[name]["summary"])
+    except (ImageError, registry.StyleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.processor() or platform.machine(), "cores": torch.get_num_threads(), "torch": torch.__version__}
+    (RESULTS / "quality.json").write_text(json.dumps({"meta": meta, "styles": results}, indent=2) + "\n")
+    (RESULTS / "quality.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
