@@ -1,0 +1,135 @@
+"""The fastest CPU path for the lite net, measured and picked (issue 5, speed work).
+
+Candidates, each on the same real frame at `cfg.cpu_path_size`: eager fp32 (NCHW), channels_last fp32,
+bf16, `torch.compile` (inductor, fp32) and ONNX Runtime (fp32, legacy TorchScript exporter; only when
+onnxruntime is installed), at 1 and 2 intra-op threads. The candidates are timed in interleaved
+rounds, so a burst of load from another process lands on all of them rather than on one. A path wins
+only if its output matches eager fp32 (max abs difference <= `TOLERANCE`, ~2.5 uint8 levels).
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from benchmarks import media
+from benchmarks.config import BenchConfig
+from benchmarks.harness import summarize, time_calls
+from benchmarks.styles import load_net
+from nets.transformer_net import build
+
+log = logging.getLogger(__name__)
+TOLERANCE = 0.01
+
+
+def _clone(base: torch.nn.Module, arch: str = "lite") -> torch.nn.Module:
+    net = build(arch).eval()
+    net.load_state_dict(base.state_dict())
+    return net
+
+
+def _torch_path(net: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return net(x)
+    return run
+
+
+def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    """name -> {"fn", "threads", ...}; building a candidate may fail (no compiler, no onnxruntime):
+    then {"skipped": reason}."""
+    out: dict[str, dict] = {}
+    thread_counts = sorted({1, 2} | {cfg.threads})
+    for t in thread_counts:
+        out[f"eager_fp32_t{t}"] = {"fn": _torch_path(_clone(base), x), "threads": t}
+        net_cl = _clone(base).to(memory_format=torch.channels_last)
+        out[f"channels_last_fp32_t{t}"] = {"fn": _torch_path(net_cl, x.contiguous(memory_format=torch.channels_last)),
+                                           "threads": t}
+    out[f"bf16_t{cfg.threads}"] = {"fn": _torch_path(_clone(base).to(torch.bfloat16), x.bfloat16()),
+                                   "threads": cfg.threads}
+    if cfg.compile:
+        try:
+            compiled = torch.compile(_clone(base))
+            torch.set_num_threads(cfg.threads)
+            t0 = time.perf_counter()
+            _torch_path(compiled, x)()  # compiles here
+            out[f"compile_fp32_t{cfg.threads}"] = {"fn": _torch_path(compiled, x), "threads": cfg.threads,
+                                                    "compile_s": round(time.perf_counter() - t0, 1)}
+        except Exception as exc:  # inductor needs a C++ compiler; report why, don't abort the suite
+            out[f"compile_fp32_t{cfg.threads}"] = {"skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    else:
+        out["compile_fp32"] = {"skipped": "torch.compile disabled in this config (--no-compile or --tiny)"}
+    if importlib.util.find_spec("onnxruntime") is None:
+        out["onnxruntime_fp32"] = {"skipped": 'onnxruntime not installed: pip install -e ".[bench]"'}
+        return out
+    import onnxruntime as ort
+
+    buf = io.BytesIO()
+    torch.onnx.export(_clone(base), (x,), buf, dynamo=False, opset_version=17, input_names=["x"],
+                      output_names=["y"])
+    xn = x.numpy()
+    for t in thread_counts:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = t, 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        out[f"onnxruntime_fp32_t{t}"] = {"fn": (lambda s=sess: torch.from_numpy(s.run(None, {"x": xn})[0])),
+                                         "threads": t}
+    return out
+
+
+def run(cfg: BenchConfig, rounds: int = 3) -> dict:
+    size = cfg.cpu_path_size
+    base, label = load_net("lite")
+    image = media.frames(size, 1)[0]
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255.0).contiguous()  # (1, 3, H, W)
+    old_threads = torch.get_num_threads()
+    with torch.inference_mode():
+        ref = base(x)
+    paths = candidates(cfg, base, x)
+    live = {k: v for k, v in paths.items() if "fn" in v}
+    samples: dict[str, list[float]] = {k: [] for k in live}
+    budget_ms = 1000.0 * cfg.seconds / rounds  # per path per round
+    try:
+        for name, p in live.items():  # warm-up + correctness, once per path
+            torch.set_num_threads(p["threads"])
+            y = p["fn"]()
+            t0 = time.perf_counter()
+            p["fn"]()
+            p["estimate_ms"] = (time.perf_counter() - t0) * 1000.0
+            p["max_abs_vs_eager"] = float(f"{float((y.float() - ref).abs().max()):.3g}")
+        for r in range(rounds):
+            for name, p in live.items():
+                torch.set_num_threads(p["threads"])
+                n = max(1, min(cfg.iters, math.ceil(budget_ms / max(p["estimate_ms"], 1e-3))))
+                log.info("cpu path %s round %d: %d calls", name, r, n)
+                samples[name] += time_calls(p["fn"], n)
+    finally:
+        torch.set_num_threads(old_threads)
+    records = []
+    for name, p in paths.items():
+        rec = {"path": name, "size": list(size), "weights": label}
+        if "fn" not in p:
+            records.append({**rec, **p})
+            continue
+        rec.update({k: v for k, v in p.items() if k not in ("fn", "estimate_ms")})
+        rec["accurate"] = p["max_abs_vs_eager"] <= TOLERANCE
+        records.append({**rec, **summarize(samples[name])})
+    return {"records": records, "winner": pick(records, cfg.threads), "rounds": rounds}
+
+
+def pick(records: list[dict], threads: int) -> dict | None:
+    ok = [r for r in records if r.get("accurate") and r.get("median_ms")]
+    if not ok:
+        return None
+    best = min(ok, key=lambda r: r["median_ms"])
+    eager = {r["threads"]: r["median_ms"] for r in ok if r["path"].startswith("eager_fp32")}
+    return {"path": best["path"], "threads": best["threads"], "median_ms": best["median_ms"],
+            "p95_ms": best["p95_ms"], "fps": best["fps"],
+            "speedup_vs_eager_fp32": {f"t{t}": round(ms / best["median_ms"], 2) for t, ms in eager.items()}}
