@@ -1,0 +1,69 @@
+"""The preview window for real, under Xvfb (skipped where Xvfb is missing; .ci/run installs it)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from realtime.cli import build_config, build_parser
+
+
+def test_window_runs_max_frames_and_a_real_keypress_takes_a_snapshot(xvfb_display, style_name, tmp_path):
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed")
+    env = {**os.environ, "DISPLAY": xvfb_display}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_cam.py"), "--source", "sample", "--style", style_name,
+                             "--output", "window", "--max-frames", "60", "--size", "320x240"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        found = subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--name", "StyleCam"], env=env,
+                               capture_output=True, text=True, timeout=90)
+        window = found.stdout.split()[0]
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, timeout=10, check=True)
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("stylecam_*.png")) and time.monotonic() < deadline and proc.poll() is None:
+            subprocess.run(["xdotool", "key", "s"], env=env, timeout=10, check=True)
+            time.sleep(0.3)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "60 frames in" in err, err
+    assert list(tmp_path.glob("stylecam_*.png")), "the 's' key did not save a snapshot"
+
+
+def test_hotkeys_change_style_mode_and_strength(xvfb_display, style_name, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    from realtime.pipeline import Pipeline
+    from realtime.window import WindowSink
+
+    args = ["--source", "sample", "--style", style_name, "--output", "window", "--max-frames", "5",
+            "--size", "320x240", "--strength", "0.5"]
+    pipeline = Pipeline(build_config(build_parser().parse_args(args)))
+    window = next(s for s in pipeline.sinks if isinstance(s, WindowSink))
+    names = pipeline.stylizer.names
+    assert window.press("n") == "next_style"
+    assert pipeline.stylizer.active == names[1 % len(names)]
+    window.press("p")
+    assert pipeline.stylizer.active == names[0]
+    if len(names) > 1:
+        window.press("]")
+        assert pipeline.stylizer.active != style_name
+    window.press("m")
+    assert pipeline.compositor.mode == "background"
+    window.press("=")
+    window.press("+")
+    assert pipeline.stylizer.strength == pytest.approx(0.7)
+    assert window.press("x") is None  # unbound keys do nothing
+    summary = pipeline.run()  # the new mode and strength take effect on the next frames
+    assert summary.frames == 5
+    assert "mode background  strength 0.7" in pipeline.hud()[0]
+    window.snapshot_dir = tmp_path
+    assert window.press("s") == "snapshot" and window.snapshots[0].is_file()
+    assert window.press("q") == "quit" and pipeline.stop.is_set()
