@@ -37,6 +37,7 @@ class BenchConfig:
     modes: tuple[str, ...] = ("full", "background")
     out_dir: Path = RESULTS_DIR
     name: str = ""  # results file stem; empty = derived from the machine
+    tiny: bool = False  # the CI-sized run (results named tiny-<machine>)
     note: str = ""  # free text stored with the results (e.g. "CPU shared with a training job")
 
     def to_dict(self) -> dict:
@@ -54,5 +55,6 @@ def tiny(out_dir: Path, **changes) -> BenchConfig:
     base = BenchConfig(resolutions=((160, 128),), nets=("lite",), dtypes=("fp32", "bf16", "fp16"),
                        warmup=1, iters=2, min_iters=2, seconds=0.5, cpu_path_size=(160, 128),
                        cpu_lowp_max_pixels=160 * 128, full_cpu_max_pixels=160 * 128, compile=False,
-                       pipeline_frames=4, live_fps=(30.0,), live_seconds=0.5, out_dir=out_dir)
+                       pipeline_frames=4, live_fps=(30.0,), live_seconds=0.5, out_dir=out_dir,
+                       tiny=True)
     return base.with_(**changes)

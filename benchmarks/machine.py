@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import importlib.util
 import os
 import platform
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -77,7 +79,8 @@ def other_load(top: int = 3) -> dict:
     busy = []
     for p in procs:
         try:
-            busy.append((p.cpu_percent(None), p.info["name"], " ".join(p.info["cmdline"] or [])[:80]))
+            cmd = " ".join(" ".join(p.info["cmdline"] or []).split())  # one line
+            busy.append((p.cpu_percent(None), p.info["name"], cmd[:80]))
         except psutil.Error:
             pass
     busy.sort(reverse=True)
@@ -85,6 +88,43 @@ def other_load(top: int = 3) -> dict:
                                       for c, n, cmd in busy[:top] if c >= 5.0]
     out["other_cpu_percent"] = round(sum(c for c, _, _ in busy), 1)
     return out
+
+
+class LoadMonitor:
+    """Samples, every `every` seconds on a daemon thread, how much CPU other processes take (system CPU
+    minus ours, in % of one core), so results from a shared machine carry the load they ran under."""
+
+    def __init__(self, every: float = 2.0):
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load-monitor", daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me, cores = psutil.Process(), psutil.cpu_count() or 1
+        psutil.cpu_percent(None)
+        me.cpu_percent(None)
+        while not self._stop.wait(self.every):
+            self.samples.append(max(0.0, psutil.cpu_percent(None) * cores - me.cpu_percent(None)))
+
+    def __enter__(self) -> "LoadMonitor":
+        if importlib.util.find_spec("psutil") is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.every + 1)
+
+    def summary(self) -> dict:
+        if not self.samples:
+            return {"samples": 0}
+        a = sorted(self.samples)
+        return {"samples": len(a), "other_cpu_percent_median": round(a[len(a) // 2], 1),
+                "other_cpu_percent_min": round(a[0], 1), "other_cpu_percent_max": round(a[-1], 1),
+                "every_s": self.every}
 
 
 def describe() -> dict:

@@ -1,0 +1,195 @@
+"""The real-time pipeline, timed through the product's own stages (`realtime/`), never a copy of them.
+
+- `stages`: one frame at a time through the real stage objects, each stage synchronized and timed on
+  its own: decode (PyAV `VideoFileSource`), segment (MediaPipe `Segmenter`, modes that need a mask),
+  upload (`Stylizer.to_tensor`), style (`Stylizer.stylize`), composite (`Stylizer.mask_tensor` +
+  `Compositor`), download (`Stylizer.to_image`), encode (`VideoFileSink.send`, H.264). Their sum is the
+  serial cost of a frame; the largest is the stage that limits it.
+- `file`: `realtime.pipeline.Pipeline` in file mode (ordered, nothing dropped; segmentation overlaps
+  stylization on a worker thread): throughput in frames per second.
+- `live`: the same `Pipeline` in live mode, its source a clip paced at 30 or 60 FPS like a camera
+  (wrapped in the pipeline's own latest-frame reader); a recording sink stores output time minus
+  capture time per frame (added latency), and the output FPS.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import media
+from benchmarks.config import BenchConfig
+from benchmarks.harness import StageClock, peak_memory, reset_peak_memory, summarize
+from benchmarks.network import devices
+from benchmarks.styles import style_name
+from realtime.composite import Compositor
+from realtime.config import AppConfig, OutputConfig, SegmentConfig, SourceConfig, StyleConfig, resolve_device
+from realtime.frames import Frame
+from realtime.pipeline import Pipeline
+from realtime.segment import Segmenter
+from realtime.sinks import VideoFileSink
+from realtime.sources import VideoFileSource
+from realtime.stylize import Stylizer
+
+log = logging.getLogger(__name__)
+WARM_FRAMES = 3  # frames dropped from every timing (MediaPipe graph start, oneDNN primitives, cuDNN)
+
+
+class RecordingSink:
+    """A sink (the `realtime.sinks` interface) that keeps (output time, capture time) per frame and
+    stops the pipeline once `seconds` of output have passed and at least `min_frames` were output."""
+
+    def __init__(self, *, seconds: float, min_frames: int):
+        self.seconds, self.min_frames = seconds, min_frames
+        self.times: list[tuple[float, float]] = []
+        self.stop = None  # the pipeline's stop Event, bound after the pipeline is built
+        self._deadline: float | None = None
+
+    def send(self, frame: Frame) -> None:
+        now = time.perf_counter()
+        self.times.append((now, frame.t_capture))
+        if self._deadline is None:
+            self._deadline = now + self.seconds
+        elif now >= self._deadline and len(self.times) >= self.min_frames and self.stop is not None:
+            self.stop.set()
+
+    def close(self) -> None:
+        pass
+
+
+def style_config(name: str, device: str) -> StyleConfig:
+    dev, dtype, channels_last = resolve_device(device)
+    return StyleConfig(styles=(name,), device=dev, dtype=dtype, channels_last=channels_last)
+
+
+def stages(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Path) -> dict:
+    source = VideoFileSource(clip).start()
+    comp = Compositor(mode=mode)
+    seg = Segmenter(config=SegmentConfig()) if comp.needs_mask else None
+    st = Stylizer(config=style)
+    sink = VideoFileSink(path=tmp / f"stages-{mode}.mp4", fps=source.fps)
+    clock = StageClock(style.device)
+    st.warmup(source.size)
+    t_end = time.perf_counter() + cfg.seconds
+    n = 0
+    try:
+        while n < WARM_FRAMES + cfg.min_iters or (n < WARM_FRAMES + cfg.pipeline_frames and time.perf_counter() < t_end):
+            with clock("decode"):
+                frame = source.read()
+            if frame is None:
+                break
+            if seg is not None:
+                with clock("segment"):
+                    mask = seg(frame)
+            with clock("upload"):
+                x = st.to_tensor(frame.image)
+            with clock("style"):
+                a = st.stylize(x)
+            with clock("composite"):
+                y = comp(x, a, st.mask_tensor(mask) if seg is not None else None)
+            with clock("download"):
+                out = st.to_image(y)
+            with clock("encode"):
+                sink.send(frame.with_image(out))
+            n += 1
+    finally:
+        sink.close()
+        for stage in (seg, st, source):
+            if stage is not None:
+                stage.close()
+    clock.drop_first(WARM_FRAMES)
+    per_stage = clock.summary()
+    medians = {k: v["median_ms"] for k, v in per_stage.items() if v.get("n")}
+    limiting = max(medians, key=medians.get)
+    total = sum(medians.values())
+    return {"stages": per_stage, "serial_ms": round(total, 3), "serial_fps": round(1000 / total, 2),
+            "limiting_stage": limiting, "limiting_ms": medians[limiting],
+            "limiting_share": round(medians[limiting] / total, 3)}
+
+
+def _app(clip: Path, style: StyleConfig, mode: str, output: OutputConfig, max_frames: int) -> AppConfig:
+    return AppConfig(source=SourceConfig(spec=str(clip)), segment=SegmentConfig(), style=style, output=output,
+                     mode=mode, max_frames=max_frames)
+
+
+def _warm_segmenter(pipe: Pipeline, clip: Path) -> None:
+    """MediaPipe builds its graph on the first call; do that before the clock starts."""
+    if pipe.segmenter is not None:
+        src = VideoFileSource(clip)
+        try:
+            pipe.segmenter(src.read())
+        finally:
+            src.close()
+
+
+def file_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Path) -> dict:
+    out = tmp / f"file-{mode}.mp4"
+    stopper = RecordingSink(seconds=cfg.seconds * 2, min_frames=WARM_FRAMES + cfg.min_iters + 1)
+    frames = max(cfg.pipeline_frames, WARM_FRAMES + cfg.min_iters + 1)
+    pipe = Pipeline(_app(clip, style, mode, OutputConfig(files=(str(out),)), frames),
+                    source=VideoFileSource(clip))
+    pipe.sinks.append(stopper)  # beside the real VideoFileSink: stops a slow configuration early
+    stopper.stop = pipe.stop
+    _warm_segmenter(pipe, clip)
+    windowed = reset_peak_memory(style.device)
+    summary = pipe.run()
+    t = np.array([o for o, _ in stopper.times])
+    steady = (len(t) - 1 - WARM_FRAMES) / (t[-1] - t[WARM_FRAMES]) if len(t) > WARM_FRAMES + 1 else summary.fps
+    return {"frames": summary.frames, "seconds": round(summary.seconds, 3), "fps": round(summary.fps, 2),
+            "fps_after_warmup": round(float(steady), 2), "frame_ms": round(1000 / steady, 3) if steady else None,
+            "written": sum(summary.files.values()), **peak_memory(style.device, windowed)}
+
+
+def live_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, fps: float) -> dict:
+    sink = RecordingSink(seconds=cfg.live_seconds, min_frames=WARM_FRAMES + cfg.min_iters + 1)
+    app = _app(clip, style, mode, OutputConfig(virtual=True), None)  # virtual=True: live semantics
+    source = VideoFileSource(clip, loop=True, pace=True)  # paced at the clip's fps, like a camera
+    pipe = Pipeline(app, source=source, sinks=[sink])
+    sink.stop = pipe.stop
+    _warm_segmenter(pipe, clip)
+    windowed = reset_peak_memory(style.device)
+    summary = pipe.run()
+    times = sink.times[WARM_FRAMES:]
+    latency = summarize([(o - c) * 1000 for o, c in times])
+    out_fps = (len(times) - 1) / (times[-1][0] - times[0][0]) if len(times) > 1 else 0.0
+    return {"source_fps": fps, "frames": summary.frames, "dropped": summary.dropped,
+            "fps": round(out_fps, 2), "latency_ms": {k: latency.get(k) for k in ("n", "median_ms", "p95_ms", "mean_ms")},
+            "pipeline_summary": {"fps": round(summary.fps, 2), "latency_p50_ms": round(summary.latency_p50_ms, 2),
+                                 "latency_p95_ms": round(summary.latency_p95_ms, 2)},
+            **peak_memory(style.device, windowed)}
+
+
+def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
+    """lite on every device; full only on CUDA (~47 GMAC a 640x480 frame is not a CPU pipeline)."""
+    ok, skipped = devices(cfg)
+    records: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="stylecam-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        for size in cfg.resolutions:
+            w, h = size
+            clips = {fps: media.write_clip(tmp / f"clip-{w}x{h}-{fps:g}.mp4", size,
+                                           max(cfg.pipeline_frames, WARM_FRAMES + cfg.min_iters + 1), fps)
+                     for fps in sorted({30.0, *cfg.live_fps})}
+            for arch in cfg.nets:
+                with style_name(arch) as name:
+                    for device in ok:
+                        if device == "cpu" and arch != "lite":
+                            skipped.append({"net": arch, "device": device, "size": list(size),
+                                            "skipped": "pipeline on the CPU runs the lite net only"})
+                            continue
+                        style = style_config(name, device)
+                        for mode in cfg.modes:
+                            key = {"device": device, "dtype": style.dtype, "size": list(size), "mode": mode,
+                                   "style": name}
+                            log.info("pipeline stages %s %s %s %dx%d", name, mode, device, w, h)
+                            records.append({"kind": "stages", **key, **stages(cfg, clips[30.0], style, mode, tmp)})
+                            log.info("pipeline file mode %s %s %s %dx%d", name, mode, device, w, h)
+                            records.append({"kind": "file", **key, **file_mode(cfg, clips[30.0], style, mode, tmp)})
+                            for fps in cfg.live_fps:
+                                log.info("pipeline live %g FPS %s %s %s %dx%d", fps, name, mode, device, w, h)
+                                records.append({"kind": "live", **key,
+                                                **live_mode(cfg, clips[fps], style, mode, fps)})
+    return records, skipped

