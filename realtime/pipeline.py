@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from realtime.composite import Compositor
 from realtime.config import AppConfig
+from realtime.errors import StyleCamError, WorkerError
 from realtime.frames import Frame
 from realtime.segment import Segmenter
 from realtime.sinks import VideoFileSink, VirtualCameraSink
@@ -146,8 +147,17 @@ class Pipeline:
         x = st.to_tensor(frame.image)  # (1, 3, H, W)
         a = st.stylize(x)
         b = st.stylize(x, st.second) if comp.mode == "split" else None
-        mask = st.mask_tensor(pending.result()) if pending else None  # (1, 1, H, W)
+        mask = st.mask_tensor(self._mask(pending)) if pending else None  # (1, 1, H, W)
         return frame.with_image(st.to_image(comp(x, a, mask, b)))
+
+    @staticmethod
+    def _mask(pending) -> np.ndarray:
+        try:
+            return pending.result()
+        except StyleCamError:
+            raise
+        except Exception as exc:  # a segmentation-thread failure reaches the user as one line
+            raise WorkerError(f"Segmentation failed: {exc.__class__.__name__}: {exc}") from exc
 
     # --- the loop ---
     def run(self) -> Summary:
