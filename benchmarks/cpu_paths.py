@@ -55,7 +55,7 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
                                    "threads": cfg.threads}
     if cfg.compile:
         try:
-            compiled = torch.compile(_clone(base))
+            compiled = torch.compile(_clone(base), dynamic=False)  # one static graph per frame size
             torch.set_num_threads(cfg.threads)
             t0 = time.perf_counter()
             _torch_path(compiled, x)()  # compiles here
@@ -84,8 +84,19 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
     return out
 
 
+def sizes(cfg: BenchConfig) -> list[tuple[int, int]]:
+    """The goal's size and the processing sizes its extra scales stylize at (multiples of 8)."""
+    w, h = cfg.cpu_path_size
+    out = [(w, h)] + [(round(w * s / 8) * 8, round(h * s / 8) * 8) for s in cfg.extra_scales]
+    return list(dict.fromkeys(out))
+
+
 def run(cfg: BenchConfig, rounds: int = 3) -> dict:
-    size = cfg.cpu_path_size
+    """{"sizes": [{"size", "records", "winner", "rounds"}, ...]}: one race per size."""
+    return {"sizes": [race(cfg, size, rounds) for size in sizes(cfg)]}
+
+
+def race(cfg: BenchConfig, size: tuple[int, int], rounds: int) -> dict:
     base, label = load_net("lite")
     image = media.frames(size, 1)[0]
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255.0).contiguous()  # (1, 3, H, W)
@@ -121,7 +132,7 @@ def run(cfg: BenchConfig, rounds: int = 3) -> dict:
         rec.update({k: v for k, v in p.items() if k not in ("fn", "estimate_ms")})
         rec["accurate"] = p["max_abs_vs_eager"] <= TOLERANCE
         records.append({**rec, **summarize(samples[name])})
-    return {"records": records, "winner": pick(records, cfg.threads), "rounds": rounds}
+    return {"size": list(size), "records": records, "winner": pick(records, cfg.threads), "rounds": rounds}
 
 
 def pick(records: list[dict], threads: int) -> dict | None:

@@ -60,9 +60,10 @@ class RecordingSink:
         pass
 
 
-def style_config(name: str, device: str) -> StyleConfig:
+def style_config(name: str, device: str, scale: float = 1.0) -> StyleConfig:
+    """What the CLI would build for `--device device` (realtime.config.resolve_device decides dtype)."""
     dev, dtype, channels_last = resolve_device(device)
-    return StyleConfig(styles=(name,), device=dev, dtype=dtype, channels_last=channels_last)
+    return StyleConfig(styles=(name,), device=dev, dtype=dtype, channels_last=channels_last, scale=scale)
 
 
 def stages(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Path) -> dict:
@@ -180,16 +181,18 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                             skipped.append({"net": arch, "device": device, "size": list(size),
                                             "skipped": "pipeline on the CPU runs the lite net only"})
                             continue
-                        style = style_config(name, device)
-                        for mode in cfg.modes:
+                        scales = (1.0, *cfg.extra_scales) if tuple(size) == tuple(cfg.cpu_path_size) else (1.0,)
+                        for scale, mode in ((sc, m) for sc in scales for m in cfg.modes):
+                            style = style_config(name, device, scale)
                             key = {"device": device, "dtype": style.dtype, "size": list(size), "mode": mode,
-                                   "style": name}
-                            log.info("pipeline stages %s %s %s %dx%d", name, mode, device, w, h)
+                                   "style": name, "scale": scale}
+                            what = f"{name} {mode} {device} {w}x{h} scale {scale:g}"
+                            log.info("pipeline stages %s", what)
                             records.append({"kind": "stages", **key, **stages(cfg, clips[30.0], style, mode, tmp)})
-                            log.info("pipeline file mode %s %s %s %dx%d", name, mode, device, w, h)
+                            log.info("pipeline file mode %s", what)
                             records.append({"kind": "file", **key, **file_mode(cfg, clips[30.0], style, mode, tmp)})
                             for fps in cfg.live_fps:
-                                log.info("pipeline live %g FPS %s %s %s %dx%d", fps, name, mode, device, w, h)
+                                log.info("pipeline live %g FPS %s", fps, what)
                                 records.append({"kind": "live", **key,
                                                 **live_mode(cfg, clips[fps], style, mode, fps)})
     return records, skipped

