@@ -19,6 +19,8 @@ GPU_GOALS = {"network_1080p_fp16_fps": 400.0, "file_1080p_fps": 240.0, "live_108
 
 def run(cfg: BenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True  # fixed frame sizes: let cuDNN pick kernels during warm-up
     t0 = time.time()
     mach = machine.describe()
     result = {"schema": "stylecam-bench/1", "name": cfg.name or ("tiny-" if cfg.tiny else "") + machine.slug(mach),

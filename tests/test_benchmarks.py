@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.harness import StageClock, measure, summarize
-
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `benchmarks` is run from the checkout, not installed (plain `pytest` too)
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import StageClock, measure, summarize  # noqa: E402
 STAGES = {"decode", "upload", "style", "composite", "download", "encode"}
 
 
