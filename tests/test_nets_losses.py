@@ -1,0 +1,67 @@
+"""Perceptual losses: Gram normalization, masks that honour their region, TV, the shared criterion."""
+import pytest
+import torch
+
+from nets_media import painting, photo, one_torch_thread  # noqa: F401 (autouse fixture)
+from nets.images import to_tensor
+from nets.losses import PerceptualCriterion, content_loss, gram, style_loss, tv_loss
+from nets.vgg import VGG16
+
+
+def test_gram_is_normalized_by_c_h_w():
+    torch.manual_seed(0)
+    f = torch.rand(2, 8, 5, 7)
+    flat = f.reshape(2, 8, 35)
+    assert torch.allclose(gram(f), flat @ flat.transpose(1, 2) / (8 * 35), atol=1e-6)
+    # Constant features: the Gram does not depend on the image size.
+    assert torch.allclose(gram(torch.full((1, 4, 6, 6), 3.0)), torch.full((1, 4, 4), 9 / 4))
+    assert torch.allclose(gram(torch.full((1, 4, 24, 30), 3.0)), torch.full((1, 4, 4), 9 / 4))
+
+
+def test_masked_gram_measures_only_the_region():
+    torch.manual_seed(0)
+    f = torch.rand(1, 6, 8, 10)
+    left = torch.zeros(1, 1, 8, 10)
+    left[..., :4] = 1
+    # Same as the Gram of the region alone, normalized by its own area.
+    assert torch.allclose(gram(f, left), gram(f[..., :4]), atol=1e-6)
+    changed = f.clone()
+    changed[..., 4:] = torch.rand(1, 6, 8, 6) * 5  # what happens outside the mask does not count
+    assert torch.allclose(gram(changed, left), gram(f, left), atol=1e-6)
+    assert torch.allclose(gram(f, torch.ones(1, 1, 8, 10)), gram(f), atol=1e-6)
+    targets = {"a": gram(f[..., :4])}
+    assert style_loss({"a": changed}, targets, mask=left).item() == pytest.approx(0.0, abs=1e-10)
+    assert style_loss({"a": changed}, targets).item() > 1e-3
+
+
+def test_masked_gram_resizes_the_mask():
+    f = torch.rand(1, 3, 4, 4)
+    fine = torch.zeros(1, 1, 16, 16)
+    fine[..., :8] = 1  # left half at 4x the feature resolution
+    assert torch.allclose(gram(f, fine), gram(f[..., :2]), atol=1e-6)
+
+
+def test_content_and_tv():
+    a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert content_loss(a, b).item() == pytest.approx(0.25)
+    assert tv_loss(b).item() == 0
+    stripes = torch.zeros(1, 3, 4, 4)
+    stripes[..., 1::2] = 1  # every horizontal neighbour differs by 1, vertical ones by 0
+    assert tv_loss(stripes).item() == pytest.approx(1.0)
+
+
+def test_criterion_is_relative():
+    vgg = VGG16(("relu1_1", "relu2_1", "relu2_2", "relu3_1"))
+    content = to_tensor(photo("astronaut", 64))
+    style = to_tensor(painting(64))
+    crit = PerceptualCriterion(vgg, style, ("relu2_2",), ("relu1_1", "relu2_1", "relu3_1"))
+    targets = crit.content_targets(content)
+    same = crit(content, targets)
+    assert same["content"].item() == 0
+    matched = crit(style, crit.content_targets(style))
+    assert matched["style"].item() < 1e-6  # the painting matches its own Grams
+    photo_vs_painting = crit(content, targets)["style"].item()
+    assert 0.1 < photo_vs_painting < 100  # relative: order 1 for unrelated images, not 1e5
+    torch.manual_seed(0)
+    noise = crit(torch.rand_like(content), targets)
+    assert noise["content"].item() > 0.1 and noise["tv"].item() > 0.3

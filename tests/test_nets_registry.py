@@ -1,0 +1,127 @@
+"""Style registry: round trip, names, safetensors only (pickles refused, never unpickled), damage caught."""
+import json
+import pickle
+
+import pytest
+import torch
+
+from nets_media import one_torch_thread  # noqa: F401 (autouse fixture)
+from nets import registry
+from nets.registry import StyleError
+from nets.transformer_net import build
+
+
+@pytest.fixture
+def folder(tmp_path):
+    torch.manual_seed(0)
+    net = build("lite")
+    registry.register(net, "lite", "probe", tmp_path, painting="Probe", artist="Nobody", year="2024",
+                      licence="CC0", recipe={"steps": 1}, metrics={"val_style": 0.5, "val_content": 0.25})
+    return tmp_path
+
+
+def _manifest(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _write_manifest(folder, data):
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+def test_round_trip(tmp_path):
+    torch.manual_seed(0)
+    net = build("lite").eval()
+    entry = registry.register(net, "lite", "probe", tmp_path, painting="Probe", artist="Nobody",
+                              metrics={"val_style": 0.5})
+    assert registry.list_styles(tmp_path) == ["lite.probe"]
+    info = registry.info("lite.probe", tmp_path)
+    assert (info.name, info.file, info.sha256) == (entry.name, entry.file, entry.sha256)
+    assert info.painting == "Probe" and info.metrics == {"val_style": 0.5}
+    assert info.sha256 == registry.sha256(tmp_path / info.file)
+    assert registry.info("probe", tmp_path).name == "lite.probe"  # bare painting name, one arch
+    loaded = registry.load("lite.probe", tmp_path)
+    assert not loaded.training and loaded.config == net.config
+    for k, v in net.state_dict().items():  # stored as fp16
+        assert torch.equal(loaded.state_dict()[k], v.half().float()), k
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        assert (loaded(x) - net(x)).abs().max() < 1e-2
+
+
+def test_register_replaces_and_sorts(folder):
+    registry.register(build("full"), "full", "probe", folder)
+    registry.register(build("lite"), "lite", "another", folder)
+    registry.register(build("lite"), "lite", "probe", folder)  # replace, not duplicate
+    assert registry.list_styles(folder) == ["full.probe", "lite.another", "lite.probe"]
+    with pytest.raises(StyleError, match="Known styles: full.probe, lite.another, lite.probe"):
+        registry.info("probe", folder)  # ambiguous bare name: spell the arch
+
+
+def test_unknown_style_lists_known_names(folder, tmp_path_factory):
+    with pytest.raises(StyleError, match=r"Unknown style 'nope'\. Known styles: lite\.probe\."):
+        registry.load("nope", folder)
+    with pytest.raises(StyleError, match="none"):
+        registry.info("nope", tmp_path_factory.mktemp("empty"))
+
+
+def test_pickle_file_is_refused_and_never_unpickled(folder, tmp_path):
+    marker = tmp_path / "unpickled"
+
+    class Payload:  # unpickling this would create `marker`
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = folder / "lite.probe.pt"
+    evil.write_bytes(pickle.dumps({"conv1": Payload()}))
+    data = _manifest(folder)
+    data["styles"]["lite.probe"] |= {"file": evil.name, "sha256": registry.sha256(evil)}
+    _write_manifest(folder, data)
+    with pytest.raises(StyleError, match="pickle"):
+        registry.load("lite.probe", folder)
+    with pytest.raises(StyleError, match="pickle"):
+        registry.load_state(evil)
+    assert not marker.exists()
+    torch.save(build("lite").state_dict(), folder / "real.pth")  # an ordinary torch checkpoint too
+    with pytest.raises(StyleError, match="only .safetensors"):
+        registry.load_state(folder / "real.pth")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_safetensors_refused(folder, damage):
+    path = folder / "lite.probe.safetensors"
+    path.write_bytes(b"\x07" * 64 if damage == "garbage" else path.read_bytes()[:1000])
+    data = _manifest(folder)
+    data["styles"]["lite.probe"]["sha256"] = registry.sha256(path)  # the hash agrees: the format must fail
+    _write_manifest(folder, data)
+    with pytest.raises(StyleError, match="not a valid safetensors") as exc:
+        registry.load("lite.probe", folder)
+    assert "\n" not in str(exc.value)
+
+
+def test_changed_file_fails_its_hash(folder):
+    path = folder / "lite.probe.safetensors"
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(StyleError, match="sha256"):
+        registry.load("lite.probe", folder)
+
+
+def test_weights_must_fit_the_architecture(folder):
+    data = _manifest(folder)
+    data["styles"]["lite.probe"]["net"] = {"widths": [32, 64, 128], "blocks": 5, "separable": False,
+                                           "stem_kernel": 9, "stem_stride": 1}
+    _write_manifest(folder, data)
+    with pytest.raises(StyleError, match="does not fit"):
+        registry.load("lite.probe", folder)
+
+
+def test_missing_weight_file(folder):
+    (folder / "lite.probe.safetensors").unlink()
+    with pytest.raises(StyleError, match="missing"):
+        registry.load("lite.probe", folder)
+
+
+def test_weights_dir_follows_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path))
+    assert registry.weights_dir() == tmp_path and registry.list_styles() == []

@@ -1,0 +1,64 @@
+"""Style networks: shapes, dtypes and range for both architectures, odd sizes, MAC budget, fp16 parity."""
+import copy
+
+import pytest
+import torch
+
+from nets_media import photo, one_torch_thread  # noqa: F401 (autouse fixture)
+from nets.images import to_tensor
+from nets.transformer_net import ARCHS, build, count_macs, pad_to_stride
+
+# fp16 on CUDA vs fp32, both on the same input: at most ~5 grey levels anywhere and half a grey level
+# on average. Measured with fp16 on CPU for reference: max 0.0019, mean 0.0003 (random init, 128 px).
+FP16_MAX_ABS, FP16_MEAN_ABS = 2e-2, 2e-3
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("hw", [(37, 53), (48, 64)])
+def test_shapes_dtype_and_range_at_odd_sizes(arch, hw):
+    torch.manual_seed(0)
+    net = build(arch).eval()
+    stride = net.config.stride
+    x = torch.rand(2, 3, *hw)  # (B, 3, H, W)
+    padded, (h, w) = pad_to_stride(x, stride)
+    assert (h, w) == hw
+    assert padded.shape[-2] % stride == 0 and padded.shape[-1] % stride == 0
+    assert padded.shape[-2] - h < stride and padded.shape[-1] - w < stride
+    assert torch.equal(padded[..., :h, :w], x)  # padding only appends
+    with torch.no_grad():
+        y = net(padded)
+    assert y.shape == padded.shape and y.dtype == torch.float32
+    assert y.min() >= 0 and y.max() <= 1  # sigmoid output, RGB 0..1
+    assert y[..., :h, :w].shape == x.shape
+
+
+def test_strides():
+    assert build("lite").config.stride == 8 and build("full").config.stride == 4
+
+
+def test_mac_budgets():
+    # The lite net is designed for a 2-core CPU: <= ~0.4 GMAC at 320x240 (DEVELOPERS.md: ~0.3).
+    assert count_macs(build("lite"), 240, 320) < 0.4e9
+    # MACs scale with pixels; full at 160x120 x 16 = full at 640x480 ~ 47 GMAC.
+    assert count_macs(build("full"), 120, 160) * 16 == pytest.approx(47e9, rel=0.1)
+
+
+def test_unknown_arch():
+    with pytest.raises(ValueError, match="lite"):
+        build("huge")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_fp16_cuda_matches_fp32(arch):
+    torch.manual_seed(0)
+    net32 = build(arch).eval().cuda()
+    net16 = copy.deepcopy(net32).half()
+    x, _ = pad_to_stride(to_tensor(photo("astronaut", 256)).cuda(), net32.config.stride)
+    with torch.inference_mode():
+        y32 = net32(x)
+        y16 = net16(x.half())
+    assert y16.dtype == torch.float16 and torch.isfinite(y16).all()
+    err = (y32 - y16.float()).abs()
+    assert err.max().item() < FP16_MAX_ABS and err.mean().item() < FP16_MEAN_ABS, (err.max().item(), err.mean().item())
