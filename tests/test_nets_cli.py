@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nets_media import content_folder, photo, write_painting, write_photo, one_torch_thread  # noqa: F401
+from nets_media import content_folder, write_painting, write_photo, one_torch_thread  # noqa: F401
 from nets import cli, registry
 from nets.images import load_rgb
 from nets.transformer_net import build
