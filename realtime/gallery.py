@@ -20,6 +20,11 @@ from realtime.pipeline import Pipeline
 TILE = (320, 240)
 
 
+def short(name: str) -> str:
+    """lite.great_wave_off_kanagawa -> great_wave"""
+    return "_".join(name.split(".")[-1].split("_")[:2])
+
+
 def label(image: np.ndarray, text: str) -> np.ndarray:
     tile = cv2.resize(image, TILE, interpolation=cv2.INTER_AREA)
     cv2.rectangle(tile, (0, 0), (TILE[0], 24), (0, 0, 0), -1)
@@ -44,7 +49,7 @@ def render(out_dir: Path, style: str | None, style2: str | None, at: int = 40) -
             pipeline.compositor.mode = mode
             text = {"full": f"full: {st.active}", "background": "background (person stays real)",
                     "person": "person (background stays real)",
-                    "split": f"split: {st.active.split('.')[-1]} / {st.second.split('.')[-1]}"}[mode]
+                    "split": f"split: person {short(st.active)} / bg {short(st.second)}"}[mode]
             tiles.append(label(pipeline.process(frame).image, text))
     finally:
         pipeline.close()

@@ -43,7 +43,7 @@ class WindowSink:
         self.quit = False
         self._last: np.ndarray | None = None
         try:
-            cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE)
+            cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
         except cv2.error as exc:
             raise SinkError(f"Cannot open a window ({exc.msg.strip()}). Use --output FILE.mp4 or --output virtual.") from exc
         self._shown = False
