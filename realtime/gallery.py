@@ -49,7 +49,7 @@ def render(out_dir: Path, style: str | None, style2: str | None, at: int = 40) -
             pipeline.compositor.mode = mode
             text = {"full": f"full: {st.active}", "background": "background (person stays real)",
                     "person": "person (background stays real)",
-                    "split": f"split: person {short(st.active)} / bg {short(st.second)}"}[mode]
+                    "split": f"split: {short(st.active)} / {short(st.second)}"}[mode]
             tiles.append(label(pipeline.process(frame).image, text))
     finally:
         pipeline.close()
