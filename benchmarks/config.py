@@ -19,7 +19,8 @@ class BenchConfig:
     # torch (and onnxruntime) intra-op threads on the CPU, for ours and the baselines alike. 1, not 2: on
     # this 2-core machine shared with a training job, a 2-thread forward waits at every op's barrier
     # for a preempted thread (lite 160x128: median 130-250 ms, p95 800 ms with 2 threads; 26 / 30 ms
-    # with 1), and in the pipeline MediaPipe runs on the other core. `cpu_paths` measures 1 and 2.
+    # with 1), and in the pipeline MediaPipe runs on the other core. `cpu_paths` measures 1 and 2; on
+    # the quiet machine, 2 threads won (results/cpu-amd-epyc-2c-threads2.md: `--threads 2`).
     threads: int = 1
     warmup: int = 2  # untimed calls before measuring (allocator, oneDNN primitive cache, cuDNN autotune)
     iters: int = 20  # timed calls per measurement at most ...

@@ -132,6 +132,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     paths = []
     if r.get("network"):
@@ -173,6 +174,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
             vals = [(x.get("fps_after_warmup", x["fps"]) or 0) / x[key] if x.get(key) else 0 for x in rows]
             ax.barh(labels, vals, height=0.3, label=mark)
         ax.set(xlabel="frames per second", xscale="log", title=f"End to end vs baselines: {name}")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
         paths.append(_save(fig, out / f"{name}-pipeline.png"))
     races = (r.get("cpu_paths") or {}).get("sizes", [])
@@ -184,6 +186,9 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
                     xerr=[[0] * len(recs), [x["p95_ms"] - x["median_ms"] for x in recs]], capsize=3)
             ax.set(xlabel="ms per frame (median, whisker to p95)", xscale="log",
                    title=f"lite net CPU paths at {_size(cp['size'])}")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor log labels collide
+            for i, x in enumerate(recs):
+                ax.text(x["p95_ms"], i, f"  {x['median_ms']:.1f}", va="center", fontsize=8)
         fig.suptitle(name)
         paths.append(_save(fig, out / f"{name}-cpu-paths.png"))
     return paths
