@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from nets import gatys, registry
-from nets.images import ImageError, load_rgb, save_rgb, to_tensor, to_uint8
+from nets.images import ImageError, check_output, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
 from nets.registry import StyleError
-from nets.train import TrainConfig, train
+from nets.train import CREDITS, CheckpointError, TrainConfig, train
 from nets.transformer_net import ARCHS, pad_to_stride
 from nets.vgg import LAYER_NAMES, VGG16, VGGWeightsError, default_weights_path, fetch
 
@@ -58,6 +58,17 @@ def guard_outputs(outputs: list[Path], inputs: list[Path]) -> None:
             raise CLIError(f"Output {out} would overwrite an input; choose another --out.")
 
 
+def _side(text: str) -> int:
+    """--max-side: a whole number of pixels, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 (full size) or a side in pixels")
+    return value
+
+
 def _layers(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
@@ -86,24 +97,41 @@ def person_mask(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(result.segmentation_mask, dtype=np.float32)
 
 
+def check_fits_net(rgb: np.ndarray, stride: int, arch: str, src: Path, resized: bool) -> None:
+    """ImageError when `rgb` is too small for a style network of `stride`: padded to a multiple of the stride,
+    each side must be at least 2 strides, so the bottleneck is at least 2x2 (InstanceNorm needs more than one
+    value per channel, and the reflection pads need a side above 1)."""
+    h, w = rgb.shape[:2]
+    need = stride + 1
+    if min(h, w) < need:
+        how = " after --max-side" if resized else ""
+        fix = "a larger --max-side (0 = full size)" if resized else "a larger image"
+        raise ImageError(f"{src} is {w}x{h} px{how}; the {arch} network needs at least {need} px on each side. "
+                         f"Use {fix}.")
+
+
 def cmd_stylize(args) -> None:
     src = Path(args.image)
-    out = Path(args.out) if args.out else src.with_name(f"{src.stem}.stylized.png")
+    out = check_output(Path(args.out) if args.out else src.with_name(f"{src.stem}.stylized.png"))
     guard_outputs([out], [src])
-    rgb = load_rgb(src, max_side=args.max_side or None)
+    full = load_rgb(src)
+    rgb = resize_max(full, args.max_side) if args.max_side else full
     device = resolve_device(args.device)
-    net = registry.load(args.style).to(device)
+    style = registry.info(args.style)
+    net = registry.load(style.name).to(device)
+    check_fits_net(rgb, net.config.stride, style.arch, src, resized=rgb is not full)
     started = time.perf_counter()
     with torch.inference_mode():
         x, (h, w) = pad_to_stride(to_tensor(rgb).to(device), net.config.stride)  # (1, 3, H', W')
         y = net(x)[..., :h, :w]
     save_rgb(out, to_uint8(y))
-    print(f"{out}  ({registry.info(args.style).name}, {w}x{h}, {time.perf_counter() - started:.2f} s on {device})")
+    print(f"{out}  ({style.name}, {w}x{h}, {time.perf_counter() - started:.2f} s on {device})")
 
 
 def cmd_gatys(args) -> None:
     content_path, style_path = Path(args.content), Path(args.style)
     out = Path(args.out) if args.out else content_path.with_name(f"{content_path.stem}.gatys.{style_path.stem}.png")
+    check_output(out)  # before minutes of optimisation, not after
     guard_outputs(list(gatys.output_paths(out).values()), [content_path, style_path])
     style_layers, style_weights = args.style_layers
     try:
@@ -147,11 +175,16 @@ def cmd_train(args) -> None:
         chosen["content_layers"] = args.content_layers
     if args.style_layers:
         chosen["style_layers"] = args.style_layers
+    stride = ARCHS[args.arch].stride  # crops go through the net whole: sides must be multiples of its stride
+    for flag, side in (("--size", args.size), ("--val-size", args.val_size)):
+        if side % stride or side < 2 * stride:
+            raise CLIError(f"{flag} {side} does not fit the {args.arch} net: use a multiple of {stride}, at least {2 * stride}.")
     unknown = [n for n in chosen.get("content_layers", ()) + chosen.get("style_layers", ()) if n not in LAYER_NAMES]
     if unknown:
         raise CLIError(f"Unknown VGG16 layer(s) {', '.join(unknown)}; e.g. relu1_2, relu2_2, relu3_3, relu4_3, conv4_2.")
+    credits = {k: getattr(args, k) for k in CREDITS}
     cfg = TrainConfig(style_image=args.style_image, content_dir=args.content, style_name=args.name,
-                      device=str(device), **chosen)
+                      device=str(device), **chosen, **credits)
     if args.print_config:
         print(json.dumps(asdict(cfg), indent=2))
     result = train(cfg, resume=args.resume, progress=not args.no_progress, export=not args.no_export)
@@ -208,7 +241,7 @@ def build_parser() -> Parser:
     p.add_argument("image")
     p.add_argument("--style", required=True, help="registered style, e.g. lite.starry_night (see `stylecam styles`)")
     p.add_argument("--out", help="output image (default: IMAGE's folder, NAME.stylized.png)")
-    p.add_argument("--max-side", type=int, default=1024, help="downscale longer side to this first; 0 = full size")
+    p.add_argument("--max-side", type=_side, default=1024, help="downscale longer side to this first; 0 = full size")
     p.set_defaults(func=cmd_stylize)
 
     d = gatys.GatysConfig()
@@ -247,6 +280,8 @@ def build_parser() -> Parser:
         p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value, help=f"default {hint}")
     p.add_argument("--content-layers", type=_layers, help=f"default {','.join(_default('content_layers'))}")
     p.add_argument("--style-layers", type=_layers, help=f"default {','.join(_default('style_layers'))}")
+    for flag in CREDITS:  # for paintings that weights/paintings.json lacks (or credits wrongly)
+        p.add_argument("--" + flag, default="", help=f"the {flag} credited in the manifest; overrides weights/paintings.json")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="continue from the checkpoint")
     p.add_argument("--no-export", action="store_true", help="do not register the weights at the end")
     p.add_argument("--no-progress", action="store_true")
@@ -276,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         note = " (checkpoint saved; run the same command to resume)" if args.command == "train" else ""
         print(f"{prog}: interrupted{note}", file=sys.stderr)
         return 130
-    except (CLIError, ImageError, StyleError, VGGWeightsError, FloatingPointError) as exc:
+    except (CLIError, ImageError, StyleError, VGGWeightsError, CheckpointError, FloatingPointError) as exc:
         message = str(exc)
     except torch.cuda.OutOfMemoryError:  # (torch.OutOfMemoryError only from torch 2.5)
         message = "out of GPU memory; lower --size (or --batch), or use --device cpu."

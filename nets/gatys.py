@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nets.images import resize_max, save_rgb, to_tensor, to_uint8
+from nets.images import ImageError, resize_max, save_rgb, to_tensor, to_uint8
 from nets.losses import PerceptualCriterion
-from nets.vgg import LAYER_NAMES, VGG16
+from nets.vgg import LAYER_NAMES, VGG16, min_side
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
@@ -102,6 +102,17 @@ def _as_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(mask.astype(np.float32), 0.0, 1.0)
 
 
+def _check_fits(what: str, image: torch.Tensor, layers: tuple[str, ...]) -> None:
+    """ImageError when `image` (1, 3, h, w), as it enters VGG16, is too small for the deepest of `layers`."""
+    h, w = image.shape[-2:]
+    need = min_side(layers)
+    if min(h, w) < need:
+        deepest = max(layers, key=LAYER_NAMES.index)
+        raise ImageError(f"The {what} is {w}x{h} px at this level; VGG16 layer {deepest} needs at least {need} px on "
+                         f"each side. Use a larger image, a larger --size, --style-size or --coarse-size (0 = one "
+                         f"level), or shallower layers (e.g. --style-layers relu1_1,relu2_1,relu3_1).")
+
+
 def _weighted(cfg: GatysConfig, terms: dict[str, torch.Tensor]) -> torch.Tensor:
     return cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"]
 
@@ -152,6 +163,8 @@ def run(content: np.ndarray, style: np.ndarray, cfg: GatysConfig = GatysConfig()
             c = full_c if hw == (h, w) else _resize_to(full_c, hw)  # (1, 3, h, w)
             m = None if full_m is None else (full_m if hw == (h, w) else _resize_to(full_m, hw))  # (1, 1, h, w)
             s = to_tensor(resize_max(style, max(16, round(cfg.style_size * level_side / side)))).to(device)
+            _check_fits("content image", c, layers)  # before any work: the coarsest level is the smallest
+            _check_fits("style image", s, cfg.style_layers)
             criterion = PerceptualCriterion(vgg, s, cfg.content_layers, cfg.style_layers)
             criterion.layer_weights = {n: wt * user_weights[n] for n, wt in criterion.layer_weights.items()}
             targets = criterion.content_targets(c)

@@ -8,10 +8,12 @@ import numpy as np
 import torch
 
 MAX_PIXELS = 40_000_000  # ~ 8K x 5K; larger inputs are refused rather than exhausting memory
+MIN_SIDE = 8  # the 1/8 header decode below fails on smaller sides; no network can use such an image anyway
+SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class ImageError(ValueError):
-    """A file that is missing, not an image, or too large."""
+    """A file that is missing, not an image, too large or too small, or an output name OpenCV cannot write."""
 
 
 def load_rgb(path: str | Path, max_side: int | None = None) -> np.ndarray:
@@ -21,7 +23,10 @@ def load_rgb(path: str | Path, max_side: int | None = None) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise ImageError(f"{path} is empty (0 bytes), not an image.")
-    header = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)  # cheap size check before a full decode
+    try:
+        header = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)  # cheap size check before a full decode
+    except cv2.error as exc:  # the 1/8 resize asserts on a side under 8 px (damaged files return None instead)
+        raise ImageError(f"{path} is too small (a side under {MIN_SIDE} px); use a larger image.") from exc
     if header is None:
         raise ImageError(f"{path} is not an image OpenCV can read.")
     if header.shape[0] * header.shape[1] * 64 > MAX_PIXELS:
@@ -41,11 +46,26 @@ def resize_max(rgb: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def save_rgb(path: str | Path, rgb: np.ndarray) -> Path:
+def check_output(path: str | Path) -> Path:
+    """Raise ImageError unless `path` names an image file `save_rgb` can write (checked before long work)."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"Output {path} is a folder; give a file name such as {path / 'out.png'}.")
+    if path.suffix.lower() not in SAVE_SUFFIXES:
+        raise ImageError(f"Cannot write {path}: unsupported extension {path.suffix or '(none)'}; "
+                         f"use one of {', '.join(SAVE_SUFFIXES)}.")
+    return path
+
+
+def save_rgb(path: str | Path, rgb: np.ndarray) -> Path:
+    path = check_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
-        raise ImageError(f"Could not write {path} (unsupported extension or unwritable folder).")
+    try:  # OpenCV raises for a codec it lacks, returns False for an unwritable file
+        written = cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+    except cv2.error as exc:
+        raise ImageError(f"OpenCV has no writer for {path} in this build; use a .png or .jpg name.") from exc
+    if not written:
+        raise ImageError(f"Could not write {path} (unwritable folder or full disk).")
     return path
 
 

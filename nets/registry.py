@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -17,6 +17,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nets.transformer_net import NetConfig, TransformerNet
+
+try:  # POSIX only; Windows has no flock, and there register() runs without the lock
+    import fcntl
+except ImportError:
+    fcntl = None
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 INPUT_RANGE = "RGB 0..1 in, RGB 0..1 out"
@@ -51,12 +56,28 @@ def _manifest_path(folder: Path) -> Path:
     return folder / "manifest.json"
 
 
+def _parse_manifest(path: Path) -> dict[str, StyleInfo]:
+    """The entries of a manifest file; StyleError in one line when it is damaged or wrongly hand-edited."""
+    fix = "restore it (git checkout, or a backup) or correct it by hand"
+    try:
+        entries = json.loads(path.read_text())["styles"]
+        known = {f.name for f in fields(StyleInfo)}
+        styles = {}
+        for name, entry in sorted(entries.items()):
+            unknown = sorted(set(entry) - known) if isinstance(entry, dict) else []
+            if unknown:
+                raise StyleError(f"{path}: style {name!r} has unknown field(s) {', '.join(unknown)}; {fix}.")
+            styles[name] = StyleInfo(**entry)
+        return styles
+    except json.JSONDecodeError as exc:
+        raise StyleError(f"{path} is not valid JSON ({exc}); {fix}.") from exc
+    except (KeyError, TypeError, AttributeError) as exc:  # no "styles", an entry not an object, a field missing
+        raise StyleError(f"{path} is not a StyleCam manifest ({type(exc).__name__}: {exc}); {fix}.") from exc
+
+
 def read_manifest(folder: Path | None = None) -> dict[str, StyleInfo]:
     path = _manifest_path(folder or weights_dir())
-    if not path.is_file():
-        return {}
-    entries = json.loads(path.read_text())["styles"]
-    return {name: StyleInfo(**entry) for name, entry in sorted(entries.items())}
+    return _parse_manifest(path) if path.is_file() else {}
 
 
 def list_styles(folder: Path | None = None) -> list[str]:
@@ -122,11 +143,29 @@ def register(net: TransformerNet, arch: str, style: str, folder: Path | None = N
     state = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
     save_file(state, str(path), metadata={"name": name, "input_range": INPUT_RANGE})
     entry = StyleInfo(name=name, arch=arch, file=path.name, sha256=sha256(path), net=net.config.to_dict(), **meta)
-    manifest_path = _manifest_path(folder)
-    data = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"styles": {}}
-    data["styles"][name] = asdict(entry)
-    data["styles"] = dict(sorted(data["styles"].items()))
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(manifest_path)
+    _edit_manifest(folder, lambda styles: styles.__setitem__(name, asdict(entry)))
     return entry
+
+
+def update_metrics(name: str, metrics: dict, folder: Path | None = None) -> None:
+    """Merge `metrics` into a registered style's measured metrics (e.g. benchmarks.quality's scores)."""
+    folder = folder or weights_dir()
+    name = info(name, folder).name  # unknown name -> StyleError listing the known ones
+
+    def merge(styles: dict) -> None:
+        styles[name]["metrics"] = {**styles[name]["metrics"], **metrics}
+    _edit_manifest(folder, merge)
+
+
+def _edit_manifest(folder: Path, change) -> None:
+    """Read the manifest, let `change` edit its {name: entry dict}, write it back atomically. Several
+    training runs (and the quality benchmark) may write at once: the read-modify-write holds a lock."""
+    manifest_path = _manifest_path(folder)
+    with open(folder / ".manifest.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        styles = {n: asdict(s) for n, s in read_manifest(folder).items()}  # a damaged manifest: StyleError, untouched
+        change(styles)
+        tmp = manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"styles": dict(sorted(styles.items()))}, indent=2) + "\n")
+        tmp.replace(manifest_path)

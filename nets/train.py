@@ -12,22 +12,28 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from nets import registry
-from nets.images import ImageError, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
+from nets.images import ImageError, load_rgb, save_rgb, to_tensor, to_uint8
 from nets.losses import PerceptualCriterion
 from nets.transformer_net import ARCHS, TransformerNet
 from nets.vgg import VGG16
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+CREDITS = ("painting", "artist", "year", "licence")  # manifest metadata, not part of the recipe
+
+
+class CheckpointError(RuntimeError):
+    """A training checkpoint that exists but cannot be resumed from."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class TrainConfig:
     weights_dir: str = ""  # where to export; default the registry's folder
     device: str = "cpu"
     seed: int = 0
+    painting: str = ""  # these four override the style's entry in weights/paintings.json at export
+    artist: str = ""
+    year: str = ""
+    licence: str = ""
 
     @property
     def name(self) -> str:
@@ -152,20 +162,25 @@ class Trainer:
         tmp.replace(self.ckpt_path)
 
     def resume(self) -> bool:
+        """Load the checkpoint if there is one (False if not); CheckpointError if it is damaged."""
         if not self.ckpt_path.is_file():
             return False
-        from safetensors import safe_open
-        with safe_open(str(self.ckpt_path), "pt") as f:
-            meta = f.metadata()
-        tensors = load_file(str(self.ckpt_path))
-        self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
-        opt_state = self.opt.state_dict()
-        for key, v in tensors.items():
-            if key.startswith("opt."):
-                _, i, k = key.split(".", 2)
-                opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(self.device)
-        self.opt.load_state_dict(opt_state)
-        self.step, self.history = int(meta["step"]), json.loads(meta["history"])
+        try:
+            with safe_open(str(self.ckpt_path), "pt") as f:
+                meta = f.metadata()
+            tensors = load_file(str(self.ckpt_path))
+            self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+            opt_state = self.opt.state_dict()
+            for key, v in tensors.items():
+                if key.startswith("opt."):
+                    _, i, k = key.split(".", 2)
+                    opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(self.device)
+            self.opt.load_state_dict(opt_state)
+            self.step, self.history = int(meta["step"]), json.loads(meta["history"])
+        except (SafetensorError, OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:  # damaged or foreign
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"Checkpoint {self.ckpt_path} cannot be resumed ({why}); "
+                                  "delete it, or rerun with --no-resume to start over.") from exc
         return True
 
     def run(self, progress: bool = True) -> dict:
@@ -207,14 +222,15 @@ class Trainer:
     def export(self, result: dict) -> registry.StyleInfo:
         cfg = self.cfg
         paintings = json.loads((registry.WEIGHTS_DIR / "paintings.json").read_text())
-        painting = paintings.get(cfg.name, {})
-        recipe = {k: v for k, v in asdict(self.cfg).items() if k not in ("content_dir", "out_dir", "weights_dir", "style_image")}
+        credits = paintings.get(cfg.name, {}) | {k: getattr(cfg, k) for k in CREDITS if getattr(cfg, k)}
+        recipe = {k: v for k, v in asdict(self.cfg).items()
+                  if k not in ("content_dir", "out_dir", "weights_dir", "style_image", *CREDITS)}
         recipe |= {"style_image": Path(cfg.style_image).name, "device": str(self.device),
                    "train_seconds": result["seconds"], "images_seen": self.step * cfg.batch}
         metrics = {"val_content": round(result["val"]["content"], 5), "val_style": round(result["val"]["style"], 5),
                    "val_size": cfg.val_size, "val_count": cfg.val_count}
         folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
-        return registry.register(self.net.cpu(), cfg.arch, cfg.name, folder, recipe=recipe, metrics=metrics, **painting)
+        return registry.register(self.net.cpu(), cfg.arch, cfg.name, folder, recipe=recipe, metrics=metrics, **credits)
 
 
 def plot_losses(history: list[dict], path: Path) -> None:

@@ -34,6 +34,12 @@ class VGGWeightsError(RuntimeError):
     """The VGG16 weight file is missing or does not match the architecture."""
 
 
+def min_side(layers: tuple[str, ...]) -> int:
+    """Smallest input side (px) that reaches every one of `layers`: each block after the first starts with a
+    2x2 max-pool, which has no output for a 1-px side (torch: "Output size is too small")."""
+    return 2 ** (max(int(n[4]) for n in layers) - 1)  # relu5_1: 16 px, relu4_1: 8, relu3_1: 4
+
+
 def default_weights_path() -> Path:
     env = os.environ.get("STYLECAM_VGG")
     if env:

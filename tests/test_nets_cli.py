@@ -14,6 +14,7 @@ import torch
 from nets_media import content_folder, write_painting, write_photo, one_torch_thread  # noqa: F401
 from nets import cli, registry
 from nets.images import load_rgb
+from nets.train import Trainer
 from nets.transformer_net import build
 from nets.vgg import VGGWeightsError, default_weights_path
 
@@ -144,6 +145,71 @@ def test_stylize_bad_flags(capsys, weights, pics, argv, words):
     assert_one_line_error(rc, err, *words)
 
 
+def _write_flat(path, h, w):
+    cv2.imwrite(str(path), np.full((h, w, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("command", ["stylize", "gatys", "train"])
+@pytest.mark.parametrize("h, w", [(1, 1), (5, 5), (4, 300)])
+def test_images_under_8_px_every_command(capsys, weights, tmp_path, pics, command, h, w):
+    tiny = _write_flat(tmp_path / "tiny.png", h, w)
+    if command == "stylize":
+        argv = ["stylize", tiny, "--style", "lite.probe"]
+    elif command == "gatys":
+        argv = ["gatys", tiny, pics["painting"], *TINY_GATYS]
+    else:  # the painting is the tiny image; the content folder is fine
+        content = tmp_path / "content"
+        for name in ("coffee", "chelsea", "rocket"):
+            write_photo(content / f"{name}.png", name, 40)
+        argv = ["train", tiny, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run", "--no-progress",
+                "--device", "cpu"]
+    rc, _, err = run(capsys, *argv)
+    assert_one_line_error(rc, err, "too small", "8 px", "tiny.png")
+
+
+@pytest.mark.parametrize("side, argv, words", [
+    (8, [], ["8x8 px", "lite network", "9 px", "larger image"]),
+    (200, ["--max-side", "6"], ["6x6 px after --max-side", "9 px", "larger --max-side"]),
+])
+def test_stylize_image_too_small_for_the_network(capsys, weights, tmp_path, side, argv, words):
+    image = _write_flat(tmp_path / "small.png", side, side)
+    rc, _, err = run(capsys, "stylize", image, "--style", "lite.probe", "--out", tmp_path / "o.png", *argv)
+    assert_one_line_error(rc, err, *words)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_stylize_negative_max_side(capsys, weights, pics):
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.probe", "--max-side", "-5")
+    assert rc == 2
+    assert_one_line_error(rc, err, "--max-side", "negative")
+
+
+@pytest.mark.parametrize("out, words", [("o.xyz", ["unsupported extension .xyz", ".png", ".jpg"]),
+                                        ("noext", ["unsupported extension (none)", ".png"]),
+                                        ("DIR", ["is a folder", "out.png"])])
+def test_stylize_unwritable_output_names(capsys, weights, pics, tmp_path, out, words):
+    target = tmp_path if out == "DIR" else tmp_path / out
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.probe", "--out", target)
+    assert_one_line_error(rc, err, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["painting.png", "photo.jpg", "weights"]  # nothing written
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", ["manifest.json", "not valid JSON"]),
+    ('{"styles": {"lite.x": {"name": "lite.x", "colour": "red"}}}', ["manifest.json", "unknown field(s) colour"]),
+    ('{"styles": {"lite.x": {"name": "lite.x"}}}', ["manifest.json", "not a StyleCam manifest", "missing"]),
+])
+@pytest.mark.parametrize("command", ["styles", "stylize"])
+def test_damaged_manifest(capsys, tmp_path, monkeypatch, pics, text, words, command):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "manifest.json").write_text(text)
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path / "w"))
+    argv = ["styles"] if command == "styles" else ["stylize", pics["photo"], "--style", "lite.x"]
+    rc, _, err = run(capsys, *argv)
+    assert_one_line_error(rc, err, *words)
+
+
 # --- gatys ------------------------------------------------------------------------------------------------
 
 def test_gatys_writes_image_curve_metrics(capsys, pics):
@@ -194,6 +260,21 @@ def test_gatys_errors(capsys, pics, tmp_path, argv, words):
     argv = [pics["photo"] if a == "CONTENT" else a for a in argv if a != "STYLE_MISSING"]
     rc, _, err = run(capsys, "gatys", pics["photo"], style, *TINY_GATYS, *argv)
     assert_one_line_error(rc, err, *words)
+
+
+def test_gatys_image_too_small_for_the_deepest_layer(capsys, tmp_path, pics):
+    """12 px cannot reach relu5_1 (four 2x2 max-pools: 16 px); refused before any optimisation."""
+    small = write_photo(tmp_path / "small.png", "coffee", 12)
+    rc, _, err = run(capsys, "gatys", small, pics["painting"], "--style-layers", "relu1_1,relu5_1", "--coarse-size", "0",
+                     "--device", "cpu", "--no-progress", "--out", tmp_path / "o.png")
+    assert_one_line_error(rc, err, "content image", "relu5_1", "16 px")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_gatys_unsupported_output_refused_before_running(capsys, pics, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli.gatys, "run", lambda *a, **k: pytest.fail("optimised before checking --out"))
+    rc, _, err = run(capsys, "gatys", pics["photo"], pics["painting"], *TINY_GATYS, "--out", tmp_path / "o.xyz")
+    assert_one_line_error(rc, err, "unsupported extension .xyz", ".png")
 
 
 def test_gatys_interrupt(capsys, pics, monkeypatch):
@@ -248,7 +329,9 @@ def test_styles_empty(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("problem, words", [("no-dir", ["does not exist"]), ("one-photo", ["at least"]),
-                                            ("no-style", ["No such image"]), ("layer", ["relu9_9"])])
+                                            ("no-style", ["No such image"]), ("layer", ["relu9_9"]),
+                                            ("size", ["--size 12", "multiple of 8"]),
+                                            ("val-size", ["--val-size 8", "at least 16"])])
 def test_train_errors(capsys, tmp_path, pics, problem, words):
     content = tmp_path / "content"
     if problem != "no-dir":
@@ -258,7 +341,8 @@ def test_train_errors(capsys, tmp_path, pics, problem, words):
     if problem == "no-style":
         write_photo(content / "two.png", "chelsea", 64)
         write_photo(content / "three.png", "rocket", 64)
-    extra = ["--style-layers", "relu1_2,relu9_9"] if problem == "layer" else []
+    extra = {"layer": ["--style-layers", "relu1_2,relu9_9"], "size": ["--size", "12"],
+             "val-size": ["--val-size", "8"]}.get(problem, [])
     rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
                      "--no-progress", "--device", "cpu", *extra)
     assert_one_line_error(rc, err, *words)
@@ -272,6 +356,53 @@ def test_train_interrupt_says_how_to_resume(capsys, tmp_path, pics, monkeypatch)
     rc, _, err = run(capsys, "train", pics["painting"], "--content", tmp_path / "c")
     assert rc == 130
     assert_one_line_error(rc, err, "interrupted", "resume")
+
+
+@pytest.fixture
+def tiny_content(tmp_path):
+    """Three small photos: two to train on, one to validate (--val-count 1 or 2)."""
+    folder = tmp_path / "content"
+    for name in ("coffee", "chelsea", "rocket"):
+        write_photo(folder / f"{name}.png", name, 40)
+    return folder
+
+
+TINY_TRAIN = ["--arch", "lite", "--size", "32", "--style-size", "32", "--batch", "1", "--val-count", "1",
+              "--val-size", "32", "--val-every", "100", "--checkpoint-every", "100", "--style-layers", "relu1_2",
+              "--content-layers", "relu1_2", "--device", "cpu", "--no-progress"]
+
+
+def test_train_damaged_checkpoint(capsys, tmp_path, pics, tiny_content, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ckpt = run_dir / "lite.painting.ckpt.safetensors"
+    ckpt.write_bytes(b"not a checkpoint\n" * 10)
+    monkeypatch.setattr(Trainer, "run", lambda *a, **k: pytest.fail("trained past resume"))
+    rc, _, err = run(capsys, "train", pics["painting"], "--content", tiny_content, "--out-dir", run_dir, *TINY_TRAIN,
+                     "--steps", "1")
+    assert_one_line_error(rc, err, str(ckpt), "cannot be resumed", "delete it", "--no-resume")
+    assert ckpt.read_bytes() == b"not a checkpoint\n" * 10  # left for the user to look at
+
+
+def test_train_credits_flags_land_in_the_manifest(capsys, tmp_path, pics, tiny_content):
+    """`painting` is not in weights/paintings.json: without the flags its entry would have empty credits."""
+    folder = tmp_path / "w"
+    rc, out, _ = run(capsys, "train", pics["painting"], "--content", tiny_content, "--out-dir", tmp_path / "run",
+                     "--weights-dir", folder, *TINY_TRAIN, "--steps", "1", "--painting", "Swirls No. 1",
+                     "--artist", "A. Generator", "--year", "c. 2024", "--licence", "CC0")
+    assert rc == 0 and "registered lite.painting" in out
+    entry = registry.info("lite.painting", folder)
+    assert (entry.painting, entry.artist, entry.year, entry.licence) == ("Swirls No. 1", "A. Generator", "c. 2024", "CC0")
+    assert not {"painting", "artist", "year", "licence"} & set(entry.recipe)  # credits, not recipe
+
+
+def test_styles_after_register_without_fcntl(capsys, tmp_path, monkeypatch):
+    """Where fcntl is missing (Windows) register() writes the manifest without the lock."""
+    monkeypatch.setattr(registry, "fcntl", None)
+    registry.register(build("lite"), "lite", "nolock", tmp_path / "w", painting="No Lock")
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path / "w"))
+    rc, out, _ = run(capsys, "styles")
+    assert rc == 0 and "lite.nolock" in out and "No Lock" in out
 
 
 # --- fetch-vgg --------------------------------------------------------------------------------------------

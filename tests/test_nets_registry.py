@@ -57,6 +57,17 @@ def test_register_replaces_and_sorts(folder):
         registry.info("probe", folder)  # ambiguous bare name: spell the arch
 
 
+def test_update_metrics_merges_and_keeps_the_rest(folder):
+    before = registry.info("lite.probe", folder)
+    registry.update_metrics("probe", {"quality": {"style_ratio": 1.2}}, folder)  # bare name resolves
+    registry.update_metrics("lite.probe", {"quality": {"style_ratio": 1.1}, "note": "x"}, folder)
+    after = registry.info("lite.probe", folder)
+    assert after.metrics == {"val_style": 0.5, "val_content": 0.25, "quality": {"style_ratio": 1.1}, "note": "x"}
+    assert (after.sha256, after.recipe, after.painting) == (before.sha256, before.recipe, before.painting)
+    with pytest.raises(StyleError, match="Unknown style"):
+        registry.update_metrics("lite.nothing", {}, folder)
+
+
 def test_unknown_style_lists_known_names(folder, tmp_path_factory):
     with pytest.raises(StyleError, match=r"Unknown style 'nope'\. Known styles: lite\.probe\."):
         registry.load("nope", folder)
