@@ -41,7 +41,8 @@ class StyleConfig:
     device: str = "cpu"
     dtype: str = "float32"  # "float16" on CUDA
     channels_last: bool = False
-    threads: int = 0  # CPU intra-op threads for torch; 0 = leave torch's default
+    threads: int = 0  # CPU intra-op threads (torch or ONNX Runtime); 0 = the library's default
+    backend: str = "torch"  # "torch", or "onnxruntime" (CPU, fp32): see resolve_backend
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,27 @@ def resolve_device(name: str) -> tuple[str, str, bool]:
     if name != "cpu":
         raise ConfigError(f"Unknown device {name!r}. Use auto, cpu or cuda.")
     return "cpu", "float32", False
+
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def resolve_backend(name: str, device: str) -> str:
+    """"auto" | "torch" | "onnxruntime" -> the runtime of the style nets. auto: ONNX Runtime on the CPU
+    when it is installed (measured fastest there, benchmarks/cpu_paths.py), torch everywhere else."""
+    import importlib.util
+
+    if name not in BACKENDS:
+        raise ConfigError(f"Unknown backend {name!r}. Use {', '.join(BACKENDS)}.")
+    have_ort = importlib.util.find_spec("onnxruntime") is not None
+    if name == "auto":
+        return "onnxruntime" if device == "cpu" and have_ort else "torch"
+    if name == "onnxruntime":
+        if device != "cpu":
+            raise ConfigError("--backend onnxruntime runs on the CPU only; use --device cpu, or --backend torch on CUDA.")
+        if not have_ort:
+            raise ConfigError("--backend onnxruntime needs the onnxruntime package: pip install onnxruntime.")
+    return name
 
 
 def cpu_threads() -> int:

@@ -15,6 +15,10 @@ class SourceError(StyleCamError):
     """A camera, file or image that cannot be opened or read."""
 
 
+class SegmentError(StyleCamError):
+    """The person segmenter (MediaPipe) that cannot be built or run."""
+
+
 class SinkError(StyleCamError):
     """A window, virtual camera or output file that cannot be opened or written."""
 

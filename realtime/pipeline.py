@@ -68,13 +68,18 @@ class Summary:
     dropped: int = 0
     interrupted: bool = False
     files: dict[str, int] = field(default_factory=dict)  # output path -> frames written
+    # virtual camera device -> (frames it was sent, frames its newest-wins queue dropped); the two add
+    # up to `frames`
+    virtual: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def line(self) -> str:
         where = ", ".join(f"{p} ({n} frames)" for p, n in self.files.items())
+        cams = ", ".join(f"{d} ({n} frames" + (f", {k} dropped)" if k else ")") for d, (n, k) in self.virtual.items())
         return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} FPS, latency p50 "
                 f"{self.latency_p50_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms"
                 + (f", {self.dropped} dropped" if self.dropped else "")
-                + (" (stopped by Ctrl-C)" if self.interrupted else "") + (f"; wrote {where}" if where else ""))
+                + (" (stopped by Ctrl-C)" if self.interrupted else "") + (f"; wrote {where}" if where else "")
+                + (f"; virtual camera {cams}" if cams else ""))
 
 
 class Pipeline:
@@ -195,6 +200,7 @@ class Pipeline:
         summary.latency_p50_ms, summary.latency_p95_ms = self.meter.latency_ms(50), self.meter.latency_ms(95)
         summary.dropped = getattr(self.source, "dropped", 0)
         summary.files = {str(s.path): s.frames_written for s in self.sinks if isinstance(s, VideoFileSink)}
+        summary.virtual = {s.device: (s.frames_sent, s.dropped) for s in self.sinks if isinstance(s, VirtualCameraSink)}
         return summary
 
     _interrupted = False
@@ -214,16 +220,27 @@ class Pipeline:
         return lambda: signal.signal(signal.SIGINT, previous)
 
     def close(self, ok: bool = True) -> None:
-        """Close sinks (files renamed into place when ok, removed otherwise), then stages. Safe twice."""
+        """Close sinks (files renamed into place when ok, removed otherwise), then stages. Safe twice.
+        One failing close (a file that cannot be finished) does not leave the others open: every stage
+        is closed, then the first error is raised."""
+        first: BaseException | None = None
         for sink in getattr(self, "sinks", []):
-            if not ok and isinstance(sink, VideoFileSink) and not self._interrupted:
-                sink.abort()
-            else:
-                sink.close()
+            try:
+                if not ok and isinstance(sink, VideoFileSink) and not self._interrupted:
+                    sink.abort()
+                else:
+                    sink.close()
+            except Exception as exc:  # re-raised below, once everything is closed
+                first = first or exc
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
         for stage in (getattr(self, "segmenter", None), getattr(self, "stylizer", None), *self._opened):
             if stage is not None:
-                stage.close()
+                try:
+                    stage.close()
+                except Exception as exc:  # re-raised below
+                    first = first or exc
         self._opened = []
+        if first is not None:
+            raise first

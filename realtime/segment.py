@@ -17,7 +17,7 @@ import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
 from realtime.config import SEGMENT_MODELS, SegmentConfig
-from realtime.errors import ConfigError
+from realtime.errors import ConfigError, SegmentError
 from realtime.frames import Frame
 
 MODEL_FILES = {"general": "selfie_segmentation.tflite", "landscape": "selfie_segmentation_landscape.tflite"}
@@ -34,14 +34,16 @@ def native_stderr_silenced():
     """MediaPipe's C++ side logs INFO/WARNING lines (EGL missing, XNNPACK delegate) straight to fd 2
     before absl logging is initialised, so neither GLOG_minloglevel nor `logging` reaches them. Point
     fd 2 at /dev/null while the graph is built and run once; Python errors raised meanwhile still
-    propagate normally as exceptions."""
+    propagate normally as exceptions. fd 2 itself, not `sys.stderr.fileno()`: native code writes to fd 2
+    even when Python's stderr is replaced (pytest capture, IDEs)."""
+    fd = 2
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, IDEs)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(fd)
+    except OSError:  # no fd 2 at all (pythonw on Windows): nothing to silence
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, fd)
@@ -57,14 +59,27 @@ class Segmenter:
         if config.every < 1:
             raise ConfigError("--mask-every must be 1 or more.")
         self.config = config
+        self._net = None
+        path = model_path(config.model)
+        fix = ("Reinstall MediaPipe (pip install --force-reinstall mediapipe==0.10.21), or use --mode full "
+               "with a file output.")
+        if not os.path.isfile(path):
+            raise SegmentError(f"MediaPipe's selfie model {path} is missing. {fix}")
         options = vision.ImageSegmenterOptions(
-            base_options=BaseOptions(model_asset_path=model_path(config.model)),
+            base_options=BaseOptions(model_asset_path=path),
             running_mode=vision.RunningMode.IMAGE,  # IMAGE: no timestamps, so skipped frames are fine
             output_confidence_masks=True, output_category_mask=False)
-        with native_stderr_silenced(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*MessageFactory.*")  # protobuf 4 deprecation in mediapipe
-            self._net = vision.ImageSegmenter.create_from_options(options)
-            self._infer(np.zeros((144, 256, 3), np.uint8))  # first run: delegate set-up (and its log)
+        try:
+            with native_stderr_silenced(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*MessageFactory.*")  # protobuf 4 deprecation in mediapipe
+                self._net = vision.ImageSegmenter.create_from_options(options)
+                self._infer(np.zeros((144, 256, 3), np.uint8))  # first run: delegate set-up (and its log)
+        # MediaPipe reports a bad model or graph as RuntimeError (C++ status) or ValueError (options).
+        except (RuntimeError, ValueError, OSError) as exc:
+            self.close()
+            msg = " ".join(str(exc).split())  # C++ statuses span lines; the user gets one
+            raise SegmentError(f"MediaPipe could not build the person segmenter from {path} "
+                               f"({exc.__class__.__name__}: {msg}). {fix}") from exc
         self._calls = 0
         self._raw: np.ndarray | None = None  # last network output (H, W) float32
         self._prev: np.ndarray | None = None  # last smoothed mask

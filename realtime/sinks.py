@@ -2,11 +2,12 @@
 `close()` safe to call twice, context manager. Window, virtual camera and file are interchangeable and
 run together.
 
-- `VideoFileSink`: H.264 mp4 through PyAV; the input's audio stream copied; written to a hidden
-  temporary file beside the target and renamed on `close()`, so an interrupted run still leaves a
-  valid file of the frames done, and `abort()` (an error) leaves nothing.
+- `VideoFileSink`: H.264 mp4 through PyAV (odd frame sides cropped to even); the input's audio stream
+  copied; written to a hidden temporary file beside the target and renamed on `close()`, so an
+  interrupted run still leaves a valid file of the frames done, and `abort()` (an error) leaves nothing.
 - `VirtualCameraSink`: pyvirtualcam, fed by a sender thread that paces with `sleep_until_next_frame()`;
-  a one-slot queue, newest frame wins (compute never waits for the camera).
+  a one-slot queue, newest frame wins (compute never waits for the camera). Every frame given to
+  `send` is either sent or counted: `frames_sent + dropped` equals the frames sent to the sink.
 - `WindowSink` lives in `realtime/window.py`.
 """
 from __future__ import annotations
@@ -49,24 +50,34 @@ class VideoFileSink(_Sink):
         self.options = {"crf": str(crf), "preset": preset}
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # fixed by the first frame
+        self.encoded_size: tuple[int, int] | None = None  # `size` rounded down to even sides
         self._audio_in = None
+        # The audio input is opened first: if it fails, no temporary file has been created to leave behind.
+        if audio_from is not None:
+            try:
+                self._audio_in = av.open(str(audio_from))
+            except (av.FFmpegError, UnicodeDecodeError) as exc:
+                raise SinkError(f"Cannot read the audio of {audio_from} to copy it into {self.path}: {exc}") from exc
         try:
             self._out = av.open(str(self.temp), "w")
         except av.FFmpegError as exc:
+            if self._audio_in is not None:
+                self._audio_in.close()
             raise SinkError(f"Cannot write {self.path}: {exc}") from exc
         self._audio_out = None
-        if audio_from is not None:
-            self._audio_in = av.open(str(audio_from))
-            if self._audio_in.streams.audio:
-                self._audio_out = self._out.add_stream_from_template(self._audio_in.streams.audio[0])
+        if self._audio_in is not None and self._audio_in.streams.audio:
+            self._audio_out = self._out.add_stream_from_template(self._audio_in.streams.audio[0])
         self._video = None
         self._closed = False
 
     def _open_video(self, width: int, height: int) -> None:
-        if width % 2 or height % 2:
-            raise SinkError(f"H.264 needs even frame sides, got {width}x{height}; use --size with even numbers.")
+        # yuv420p (the pixel format players accept) halves the chroma both ways, so H.264 needs even
+        # sides. Odd sizes are common (853x480 is 16:9 at 480 lines): encode at the even size below by
+        # cropping the last column and/or row, one pixel of picture rather than a refused video.
+        self.encoded_size = (width - width % 2, height - height % 2)
         self._video = self._out.add_stream("libx264", rate=self.rate, options=self.options)
-        self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
+        self._video.width, self._video.height = self.encoded_size
+        self._video.pix_fmt = "yuv420p"
         self._video.codec_context.time_base = 1 / self.rate  # pts counts frames
         self.size = (width, height)
 
@@ -79,9 +90,14 @@ class VideoFileSink(_Sink):
             self._open_video(*size)
         elif size != self.size:
             raise ValueError(f"frame size {size} differs from the first frame's {self.size}")
+        if self.encoded_size != size:
+            image = np.ascontiguousarray(image[: self.encoded_size[1], : self.encoded_size[0]])
         vf = av.VideoFrame.from_ndarray(image, format="rgb24")
         vf.pts = self.frames_written
-        self._out.mux(self._video.encode(vf))
+        try:
+            self._out.mux(self._video.encode(vf))
+        except av.FFmpegError as exc:  # disk full, file system gone (av.error.OSError is one)
+            raise SinkError(f"Cannot write {self.path} at frame {self.frames_written}: {exc}") from exc
         self.frames_written += 1
 
     def _copy_audio(self) -> None:
@@ -104,17 +120,21 @@ class VideoFileSink(_Sink):
             return
         self._closed = True
         try:
-            if self._video is not None:
-                self._out.mux(self._video.encode(None))  # flush the encoder's delayed frames
-                self._copy_audio()
-        finally:
-            self._out.close()
-            if self._audio_in is not None:
-                self._audio_in.close()
-        if self.frames_written:
-            self.temp.replace(self.path)
-        else:
+            try:
+                if self._video is not None:
+                    self._out.mux(self._video.encode(None))  # flush the encoder's delayed frames
+                    self._copy_audio()
+            finally:
+                self._out.close()
+                if self._audio_in is not None:
+                    self._audio_in.close()
+            if self.frames_written:
+                self.temp.replace(self.path)
+            else:
+                self.temp.unlink(missing_ok=True)
+        except (av.FFmpegError, OSError) as exc:  # a file that could not be finished is not playable
             self.temp.unlink(missing_ok=True)
+            raise SinkError(f"Cannot finish {self.path}: {exc}") from exc
 
     def abort(self) -> None:
         """Stop after an error: leave no file behind."""
@@ -192,9 +212,10 @@ class VirtualCameraSink(_Sink):
             try:
                 self._queue.put(None, timeout=0.1)
                 break
-            except queue.Full:
+            except queue.Full:  # the sender is stuck or gone: the waiting frame is dropped, and counted
                 try:
                     self._queue.get_nowait()
+                    self.dropped += 1
                 except queue.Empty:
                     pass
         self._thread.join(timeout=2.0)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import logging
@@ -169,6 +170,23 @@ def sample_source(*, size: tuple[int, int] | None = None, live: bool = False) ->
     return VideoFileSource(sample_path(), size=size or DEFAULT_SIZE, loop=live, pace=live)
 
 
+@contextlib.contextmanager
+def opencv_quiet():
+    """Probing a camera that does not exist makes OpenCV's backends print `[ WARN ]`/`[ERROR]` lines
+    straight to fd 2 (V4L2 "can't open camera by index", obsensor "index out of range"); the user gets
+    our one SourceError line instead. OpenCV's log level is process-wide, so it is restored after."""
+    set_level, get_level = getattr(cv2, "setLogLevel", None), getattr(cv2, "getLogLevel", None)
+    if set_level is None or get_level is None:  # builds without the logging bindings
+        yield
+        return
+    previous = get_level()
+    set_level(0)  # cv::utils::logging::LOG_LEVEL_SILENT
+    try:
+        yield
+    finally:
+        set_level(previous)
+
+
 class CameraSource:
     """Capture thread + a one-slot mailbox: `read()` returns the newest frame not yet returned."""
 
@@ -181,7 +199,13 @@ class CameraSource:
         self.device, self.size_request, self.fps = device, size, fps
         self.reopen_attempts, self.reopen_delay = reopen_attempts, reopen_delay
         self._cap = self._open()
-        self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        # Every frame is fitted to the requested size in _run, so that is the size delivered, whatever the
+        # driver granted (another mode, or 0x0 from drivers that report nothing): sinks are built from
+        # `size` and reject frames of any other size.
+        self.size = (int(size[0]), int(size[1]))
+        granted = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if granted != self.size:
+            log.debug("camera %s gives %dx%d; frames are fitted to %dx%d", device, *granted, *self.size)
         self.dropped = 0  # frames captured but replaced before anyone read them
         self._slot: Frame | None = None
         self._cond = threading.Condition()
@@ -192,7 +216,8 @@ class CameraSource:
         self._captured = 0
 
     def _open(self) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(self.device)
+        with opencv_quiet():
+            cap = cv2.VideoCapture(self.device)
         if not cap.isOpened():
             cap.release()
             what = f"at index {self.device}" if isinstance(self.device, int) else f"at {self.device}"

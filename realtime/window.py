@@ -67,12 +67,17 @@ class WindowSink:
         self._last = image
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         self._draw_hud(bgr)
-        cv2.imshow(self.title, bgr)
-        self._shown = True
-        key = cv2.waitKey(1)
+        try:
+            cv2.imshow(self.title, bgr)
+            self._shown = True
+            key = cv2.waitKey(1)
+            visible = key != -1 or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error as exc:  # the display went away (X server stopped, session closed)
+            msg = " ".join(exc.msg.split())
+            raise SinkError(f"The window failed ({msg}). Use --output FILE.mp4 or --output virtual.") from exc
         if key != -1:
             self.press(key & 0xFF)
-        elif cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:  # closed with the mouse
+        elif not visible:  # closed with the mouse
             self.press(ord("q"))
 
     def press(self, key: int | str) -> str | None:

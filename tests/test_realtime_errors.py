@@ -1,7 +1,6 @@
 """Bad inputs: one line on stderr, non-zero exit, no output file (and no temporary file) left behind."""
 from __future__ import annotations
 
-import shutil
 
 import cv2
 import numpy as np
@@ -31,8 +30,15 @@ def bad_sources(tmp_path, carphone) -> dict[str, tuple[str, str]]:
 CASES = ["no camera", "missing file", "corrupt file", "zero-byte file", "image given as video", "unknown style"]
 
 
+def shown_lines(err: str) -> list[str]:
+    """The lines a terminal ends up showing: text before a carriage return is overwritten (tqdm's bar,
+    erased on close, shares the error's line)."""
+    return [line.rsplit("\r", 1)[-1] for line in err.split("\n") if line.rsplit("\r", 1)[-1].strip()]
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_is_one_line_and_leaves_no_output(case, tmp_path, carphone, style_name, capsys):
+def test_bad_input_is_one_line_and_leaves_no_output(case, tmp_path, carphone, style_name, capfd, monkeypatch):
+    """capfd, not capsys: native libraries (OpenCV probing a camera, MediaPipe) write to fd 2 directly."""
     out = tmp_path / "out" / "result.mp4"
     out.parent.mkdir()
     if case == "unknown style":
@@ -40,8 +46,10 @@ def test_bad_input_is_one_line_and_leaves_no_output(case, tmp_path, carphone, st
     else:
         source, expect = bad_sources(tmp_path, carphone)[case]
         args = ["--source", source, "--style", style_name]
+    if case == "no camera":  # probe OpenCV for real even on machines without /dev/video*
+        monkeypatch.setattr("realtime.sources.cameras_present", lambda: True)
     code = main(args + ["--output", str(out)])
-    err = capsys.readouterr().err.strip()
+    err = capfd.readouterr().err.strip()
     assert code != 0
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and expect in err, err
     assert list(out.parent.iterdir()) == [], "output or temporary file left behind"
@@ -50,6 +58,10 @@ def test_bad_input_is_one_line_and_leaves_no_output(case, tmp_path, carphone, st
 def test_bad_flags_are_refused(capsys):
     assert main(["--strength", "2", "--print-config"]) == 2
     assert "--strength must be between 0 and 1" in capsys.readouterr().err
+    for every in ("0", "-3"):  # --mode full with a file builds no segmenter: refused by the CLI itself
+        assert main(["--mask-every", every, "--mode", "full", "--output", "x.mp4", "--print-config"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: --mask-every must be 1 or more, got {every}.", err
     with pytest.raises(SystemExit) as exc:
         main(["--size", "big"])
     assert exc.value.code == 2
@@ -69,3 +81,36 @@ def test_print_config_shows_the_resolved_choices(style_name, capsys):
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["style"]["styles"][0] == style_name and cfg["style"]["dtype"] == "float32"
     assert cfg["mode"] == "split" and cfg["style"]["scale"] == 0.5
+
+
+def test_unexpected_error_is_one_line_exit_1_and_leaves_no_output(tmp_path, carphone, style_name, capfd,
+                                                                   monkeypatch):
+    """The last resort at the CLI edge: an exception nobody named (here raised mid-run by the frame
+    processing) is one line naming its type, exit 1, the output removed; STYLECAM_DEBUG=1 re-raises."""
+    def broken(self, frame):
+        raise ZeroDivisionError("the stage\nbroke")
+
+    monkeypatch.setattr("realtime.pipeline.Pipeline.process", broken)
+    monkeypatch.delenv("STYLECAM_DEBUG", raising=False)
+    out = tmp_path / "out.mp4"
+    args = ["--source", str(carphone), "--style", style_name, "--output", str(out), "--max-frames", "3"]
+    assert main(args) == 1
+    lines = shown_lines(capfd.readouterr().err)
+    assert lines == ["error: unexpected ZeroDivisionError: the stage broke (set STYLECAM_DEBUG=1 for the traceback)"]
+    assert list(tmp_path.iterdir()) == [], "output or temporary file left behind"
+    monkeypatch.setenv("STYLECAM_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(args)
+
+
+def test_broken_segmentation_model_is_one_line(tmp_path, carphone, style_name, capfd, monkeypatch):
+    """MediaPipe refusing its model (a damaged install) is a SegmentError naming the fix, not a traceback."""
+    bad = tmp_path / "selfie.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    monkeypatch.setattr("realtime.segment.model_path", lambda model: str(bad))
+    out = tmp_path / "out.mp4"
+    code = main(["--source", str(carphone), "--style", style_name, "--mode", "background", "--output", str(out)])
+    lines = shown_lines(capfd.readouterr().err)
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: MediaPipe could not build the person segmenter") and "--mode full" in lines[0]
+    assert not out.exists() and not list(tmp_path.glob(".*part*"))

@@ -113,3 +113,29 @@ def test_sigint_leaves_a_playable_file_with_the_frames_reported(tmp_path, style_
     frames, _ = read_video(out)
     assert 0 < len(frames) == int(done.group(1)) < 120
     assert not temp.exists()
+
+
+def test_odd_sized_video_is_written_with_every_frame(carphone, style_name, tmp_path):
+    """853x480-like sizes are common; yuv420p needs even sides, so the output is cropped by one pixel
+    rather than refused. The input is 175x143 carphone frames, stored as yuv444p (odd sides allowed)."""
+    import av
+
+    clip = tmp_path / "odd.mp4"
+    with av.open(str(carphone)) as src:
+        frames = [f.to_ndarray(format="rgb24")[:143, :175] for _, f in zip(range(10), src.decode(video=0))]
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 175, 143, "yuv444p"
+        for i, rgb in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            vf.pts = i
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+    assert read_video(clip)[0][0].shape == (143, 175, 3)
+    result = tmp_path / "result.mp4"
+    r = run_cli("--source", str(clip), "--style", style_name, "--output", str(result))
+    assert r.returncode == 0, r.stderr
+    got, fps = read_video(result)
+    assert len(got) == 10 and got[0].shape == (142, 174, 3)
+    assert fps == pytest.approx(30)
+    assert f"wrote {result} (10 frames)" in r.stderr

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
+from conftest import read_video
 from realtime.cli import build_config, build_parser, main
 from realtime.errors import SinkError
 from realtime.frames import Frame
 from realtime.pipeline import Pipeline
 from realtime.sinks import VideoFileSink, VirtualCameraSink
+from realtime.sources import CameraSource
 
 
 class CaptureBackend:
@@ -52,22 +54,40 @@ def capture_backend():
     pyvirtualcam.camera.BACKENDS.pop("stylecam-capture", None)
 
 
+def virtual_config(args: list[str]):
+    cfg = build_config(build_parser().parse_args(args + ["--output", "virtual"]))
+    return dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, virtual_backend="stylecam-capture"))
+
+
 def test_virtual_camera_receives_every_frame_in_rgb(capture_backend, style_name):
-    args = ["--source", "sample", "--style", style_name, "--output", "virtual", "--size", "320x240",
-            "--max-frames", "12", "--mode", "background"]
-    cfg = build_config(build_parser().parse_args(args))
-    cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, virtual_backend="stylecam-capture"))
-    pipeline = Pipeline(cfg)
-    sink = pipeline.sinks[0]
-    summary = pipeline.run()
+    """The sender paces at the clip's fps and its one-slot queue drops the older frame when compute runs
+    ahead (the live policy), so how many frames reach the camera depends on timing; what does not is the
+    accounting: the backend holds exactly the frames the summary says were sent, and sent + dropped
+    is every frame the pipeline output."""
+    cfg = virtual_config(["--source", "sample", "--style", style_name, "--size", "320x240", "--max-frames", "12",
+                          "--mode", "background"])
+    summary = Pipeline(cfg).run()
     backend = capture_backend.instances[0]
     assert summary.frames == 12 and backend.closed == 1
     assert (backend.width, backend.height) == (320, 240)
     assert backend.fourcc == int.from_bytes(pyvirtualcam.PixelFormat.RGB.value.encode(), "little")  # "raw " = RGB24
-    assert len(backend.frames) == sink.frames_sent == 12 - sink.dropped and sink.frames_sent >= 6
+    sent, dropped = summary.virtual["capture"]
+    assert len(backend.frames) == sent and sent + dropped == summary.frames and sent >= 1
+    assert f"virtual camera capture ({sent} frames" in summary.line()
     for frame in backend.frames:
         assert frame.dtype == np.uint8 and frame.shape == (320 * 240 * 3,)
     assert backend.frames[-1].reshape(240, 320, 3).std() > 10  # a picture, not a blank
+
+
+def test_camera_that_grants_another_size_feeds_the_virtual_camera(capture_backend, carphone, style_name):
+    """The virtual camera is built from the source's size: a camera that cannot do the requested
+    320x240 (OpenCV's capture over the 176x144 clip) must not make the first frame fail."""
+    camera = CameraSource(str(carphone), size=(320, 240), reopen_delay=0.01)
+    cfg = virtual_config(["--source", "sample", "--style", style_name, "--size", "320x240", "--max-frames", "4"])
+    summary = Pipeline(cfg, source=camera).run()
+    backend = capture_backend.instances[0]
+    assert summary.frames == 4 and (backend.width, backend.height) == (320, 240)
+    assert len(backend.frames) == summary.virtual["capture"][0] >= 1
 
 
 def test_virtual_camera_sink_contract(capture_backend):
@@ -105,5 +125,23 @@ def test_file_sink_fixes_size_on_first_frame_and_closes_twice(tmp_path):
     sink.close()
     sink.close()
     assert path.is_file() and sink.frames_written == 1
-    with pytest.raises(SinkError, match="even"):
-        VideoFileSink(path=tmp_path / "odd.mp4", fps=25).send(Frame(np.zeros((33, 48, 3), np.uint8), 0, 0.0))
+
+
+def test_file_sink_encodes_odd_sides_at_the_even_size_below(tmp_path, carphone):
+    """yuv420p needs even sides: a 175x143 picture is written as 174x142, the last column and row cut."""
+    rgb = np.ascontiguousarray(read_video(carphone)[0][0][:143, :175])
+    with VideoFileSink(path=tmp_path / "odd.mp4", fps=25) as sink:
+        for i in range(3):
+            sink.send(Frame(rgb, i, 0.0))
+    assert sink.size == (175, 143) and sink.encoded_size == (174, 142)
+    frames, _ = read_video(tmp_path / "odd.mp4")
+    assert len(frames) == 3 and frames[0].shape == (142, 174, 3)
+    assert np.abs(frames[0].astype(int) - rgb[:142, :174]).mean() < 6  # the picture, not shifted or scaled
+
+
+def test_unreadable_audio_input_is_a_sink_error_and_leaves_no_temporary_file(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SinkError, match="Cannot read the audio of"):
+        VideoFileSink(path=out / "x.mp4", fps=25, audio_from=tmp_path / "gone.mp4")
+    assert list(out.iterdir()) == []

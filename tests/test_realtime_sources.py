@@ -67,3 +67,38 @@ def test_lost_camera_reopens_a_bounded_number_of_times_then_stops_with_output_ke
     summary = Pipeline(build_config(build_parser().parse_args(args)), source=camera).run()
     assert 0 < summary.frames <= 120
     assert len(read_video(out)[0]) == summary.frames == summary.files[str(out)]
+
+
+class ZeroSizeCapture:
+    """OpenCV's capture with a driver that reports 0x0 (some V4L2 and DirectShow drivers do until the
+    first frame): the only faked part is the size it reports; the frames are the clip's."""
+
+    def __init__(self, cap: cv2.VideoCapture):
+        self._cap = cap
+
+    def get(self, prop: int) -> float:
+        if prop in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT):
+            return 0.0
+        return self._cap.get(prop)
+
+    def __getattr__(self, name):
+        return getattr(self._cap, name)
+
+
+@pytest.mark.parametrize("driver", ["grants another size", "reports 0x0"])
+def test_camera_size_is_the_size_of_the_frames_it_delivers(carphone, monkeypatch, driver):
+    """Sinks are built from `source.size`: it must match the frames even when the driver does not give
+    the requested mode. OpenCV's capture over the 176x144 clip ignores the 320x240 request, as a camera
+    without that mode does."""
+    if driver == "reports 0x0":
+        real = cv2.VideoCapture
+        monkeypatch.setattr(cv2, "VideoCapture", lambda device: ZeroSizeCapture(real(device)))
+    camera = CameraSource(str(carphone), size=(320, 240), reopen_delay=0.01)  # loops at the end
+    granted = (camera._cap.get(cv2.CAP_PROP_FRAME_WIDTH), camera._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    try:
+        frames = [camera.read() for _ in range(3)]
+    finally:
+        camera.close()
+    assert granted == ((176, 144) if driver == "grants another size" else (0, 0))  # not what was asked
+    assert camera.size == (320, 240)
+    assert all(f is not None and f.size == camera.size for f in frames)

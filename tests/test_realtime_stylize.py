@@ -1,0 +1,59 @@
+"""The Stylizer's runtimes: ONNX Runtime on the CPU paints what torch paints, and the choice is made once
+in realtime.config."""
+from __future__ import annotations
+
+import json
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from realtime.config import StyleConfig, resolve_backend
+from realtime.errors import ConfigError
+from realtime.stylize import Stylizer
+
+
+@pytest.fixture(scope="module")
+def frame(carphone) -> np.ndarray:
+    """Frame 40 of carphone (a face in a car), upscaled to 640x480 like the sample."""
+    with av.open(str(carphone)) as c:
+        rgb = next(f for i, f in enumerate(c.decode(video=0)) if i == 40).to_ndarray(format="rgb24")
+    return np.ascontiguousarray(cv2.resize(rgb, (640, 480), interpolation=cv2.INTER_LINEAR))
+
+
+@pytest.mark.parametrize("scale,strength", [(1.0, 1.0), (0.5, 0.7)])
+def test_onnxruntime_paints_what_torch_paints(frame, style_name, scale, strength):
+    pytest.importorskip("onnxruntime")
+    out = {}
+    for backend in ("torch", "onnxruntime"):
+        st = Stylizer(config=StyleConfig(styles=(style_name,), scale=scale, strength=strength, threads=1,
+                                         backend=backend))
+        out[backend] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
+        st.close()
+    assert out["torch"].shape == frame.shape
+    diff = np.abs(out["torch"] - out["onnxruntime"])
+    assert diff.max() <= 2, f"ONNX Runtime differs from torch by up to {diff.max()} levels"
+    # and it did paint: the picture is far from the input
+    assert np.abs(out["onnxruntime"] - frame.astype(np.int16)).mean() > 10
+
+
+def test_backend_is_resolved_once_and_refused_where_it_cannot_run():
+    pytest.importorskip("onnxruntime")
+    assert resolve_backend("auto", "cpu") == "onnxruntime"
+    assert resolve_backend("auto", "cuda") == "torch"
+    assert resolve_backend("torch", "cpu") == "torch"
+    with pytest.raises(ConfigError, match="CPU only"):
+        resolve_backend("onnxruntime", "cuda")
+    with pytest.raises(ConfigError, match="Unknown backend"):
+        resolve_backend("tensorrt", "cpu")
+
+
+def test_cli_default_on_cpu_is_onnxruntime_and_flag_overrides(style_name, capsys):
+    pytest.importorskip("onnxruntime")
+    from realtime.cli import main
+
+    assert main(["--device", "cpu", "--style", style_name, "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["style"]["backend"] == "onnxruntime"
+    assert main(["--device", "cpu", "--style", style_name, "--backend", "torch", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["style"]["backend"] == "torch"
