@@ -27,7 +27,7 @@ from realtime.config import AppConfig
 from realtime.errors import StyleCamError, WorkerError
 from realtime.frames import Frame
 from realtime.segment import Segmenter
-from realtime.sinks import VideoFileSink, VirtualCameraSink
+from realtime.sinks import OrderedWorkerSink, VideoFileSink, VirtualCameraSink
 from realtime.sources import LatestFrame, open_source
 from realtime.stylize import Stylizer
 from realtime.window import WindowSink
@@ -117,7 +117,8 @@ class Pipeline:
                                                backend=out.virtual_backend))
             audio = getattr(self.source, "path", None) if getattr(self.source, "has_audio", False) else None
             for path in out.files:
-                sinks.append(VideoFileSink(path=path, fps=fps, audio_from=audio))
+                # encoded on a thread of its own, in order: overlaps the next frame's compute
+                sinks.append(OrderedWorkerSink(sink=VideoFileSink(path=path, fps=fps, audio_from=audio)))
         except BaseException:
             for sink in sinks:
                 getattr(sink, "abort", sink.close)()
@@ -199,7 +200,7 @@ class Pipeline:
         summary.fps = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
         summary.latency_p50_ms, summary.latency_p95_ms = self.meter.latency_ms(50), self.meter.latency_ms(95)
         summary.dropped = getattr(self.source, "dropped", 0)
-        summary.files = {str(s.path): s.frames_written for s in self.sinks if isinstance(s, VideoFileSink)}
+        summary.files = {str(s.path): s.frames_written for s in self.sinks if isinstance(_inner(s), VideoFileSink)}
         summary.virtual = {s.device: (s.frames_sent, s.dropped) for s in self.sinks if isinstance(s, VirtualCameraSink)}
         return summary
 
@@ -226,7 +227,7 @@ class Pipeline:
         first: BaseException | None = None
         for sink in getattr(self, "sinks", []):
             try:
-                if not ok and isinstance(sink, VideoFileSink) and not self._interrupted:
+                if not ok and isinstance(_inner(sink), VideoFileSink) and not self._interrupted:
                     sink.abort()
                 else:
                     sink.close()
@@ -244,3 +245,8 @@ class Pipeline:
         self._opened = []
         if first is not None:
             raise first
+
+
+def _inner(sink):
+    """The sink itself, or the one an OrderedWorkerSink runs."""
+    return sink.sink if isinstance(sink, OrderedWorkerSink) else sink

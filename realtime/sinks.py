@@ -149,6 +149,75 @@ class VideoFileSink(_Sink):
         self.temp.unlink(missing_ok=True)
 
 
+class OrderedWorkerSink(_Sink):
+    """Runs another sink's `send` on a thread of its own, in order, losing nothing (files).
+
+    The compute thread hands a frame over and goes on with the next one while this one is encoded:
+    H.264 at 640x480 took ~6 ms of a ~38 ms CPU frame here, and overlapping it raised file mode from
+    22 to 28 FPS on 2 cores (issue 5). The bounded queue is backpressure, never a drop: `send` waits
+    when the encoder is `maxsize` frames behind. A failure in the worker is re-raised in the caller by
+    the next `send` or by `close`; `close` drains every queued frame first, so an interrupted run keeps
+    all the frames it reported done."""
+
+    def __init__(self, *, sink: _Sink, maxsize: int = 4):
+        self.sink = sink
+        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None  # raised once, in the caller
+        self._failed = False  # the wrapped sink failed: close() aborts it rather than finishing it
+        self._discard = False  # abort(): drop what is queued instead of encoding it
+        self._thread = threading.Thread(target=self._run, name=f"sink-{type(sink).__name__}", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def __getattr__(self, name: str):  # path, frames_written, ... of the wrapped sink
+        return getattr(self.__dict__["sink"], name)
+
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if not self._failed and not self._discard:
+                try:
+                    self.sink.send(frame)
+                except BaseException as exc:  # carried to the caller; keep draining so it never blocks
+                    self._error, self._failed = exc, True
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def send(self, frame: Frame) -> None:
+        self._raise()
+        while True:
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                self._raise()
+
+    def _stop(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)  # the worker always drains, so this returns
+            self._thread.join()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._stop()
+        if self._failed:
+            getattr(self.sink, "abort", self.sink.close)()
+            self._raise()  # unless send() already raised it
+            return
+        self.sink.close()
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._discard = True
+        self._stop()
+        getattr(self.sink, "abort", self.sink.close)()
+
+
 VIRTUAL_CAMERA_HELP = {
     "linux": "No virtual camera device. Load v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 "
              "card_label=StyleCam (Chrome and Zoom need exclusive_caps=1).",

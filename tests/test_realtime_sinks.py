@@ -14,7 +14,7 @@ from realtime.cli import build_config, build_parser, main
 from realtime.errors import SinkError
 from realtime.frames import Frame
 from realtime.pipeline import Pipeline
-from realtime.sinks import VideoFileSink, VirtualCameraSink
+from realtime.sinks import OrderedWorkerSink, VideoFileSink, VirtualCameraSink
 from realtime.sources import CameraSource
 
 
@@ -145,3 +145,58 @@ def test_unreadable_audio_input_is_a_sink_error_and_leaves_no_temporary_file(tmp
     with pytest.raises(SinkError, match="Cannot read the audio of"):
         VideoFileSink(path=out / "x.mp4", fps=25, audio_from=tmp_path / "gone.mp4")
     assert list(out.iterdir()) == []
+
+
+def test_ordered_worker_sink_writes_every_frame_in_order_off_the_caller_thread(tmp_path, carphone):
+    """The file encoder on its own thread: a real VideoFileSink behind it gets every frame, in order."""
+    frames, _ = read_video(carphone)
+    frames = frames[:20]
+    path = tmp_path / "threaded.mp4"
+    sink = OrderedWorkerSink(sink=VideoFileSink(path=path, fps=25), maxsize=2)
+    for i, rgb in enumerate(frames):
+        sink.send(Frame(rgb, i, 0.0))
+    sink.close()
+    sink.close()  # safe twice
+    assert sink.frames_written == len(frames) and sink.path == path
+    out, _ = read_video(path)
+    assert len(out) == len(frames)
+    # in order: each decoded frame is closest to the input frame of the same index
+    for i in (0, 7, 19):
+        errors = [np.abs(out[i].astype(int) - f.astype(int)).mean() for f in frames]
+        assert int(np.argmin(errors)) == i
+
+
+class _FailingSink:
+    def __init__(self, fail_at: int):
+        self.fail_at, self.sent, self.aborted, self.closed = fail_at, [], False, False
+
+    def send(self, frame):
+        if frame.index == self.fail_at:
+            raise SinkError("disk full")
+        self.sent.append(frame.index)
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        self.aborted = True
+
+
+def test_ordered_worker_sink_carries_the_worker_error_to_the_caller_and_aborts():
+    inner = _FailingSink(fail_at=3)
+    sink = OrderedWorkerSink(sink=inner, maxsize=1)
+    image = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(SinkError, match="disk full"):
+        for i in range(200):  # the error surfaces at a later send (or at close), never lost
+            sink.send(Frame(image, i, 0.0))
+        sink.close()
+    assert inner.sent == [0, 1, 2]
+    sink.close()
+    assert inner.aborted and not inner.closed  # a file that failed is not finished as if whole
+
+
+def test_ordered_worker_sink_abort_discards_the_queue():
+    inner = _FailingSink(fail_at=-1)
+    sink = OrderedWorkerSink(sink=inner, maxsize=8)
+    sink.abort()
+    assert inner.aborted and not inner.closed
