@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks import machine
 from nets import gatys, registry
 from nets.images import ImageError, load_rgb, resize_max, to_tensor
 from nets.losses import PerceptualCriterion
@@ -37,35 +36,37 @@ def photos(size: int, count: int) -> dict[str, np.ndarray]:
     return {name: resize_max(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3]), size) for name in PHOTOS[:count]}
 
 
-def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size: int, gatys_steps: int) -> dict:
+def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size: int, gatys_steps: int,
+                device: str = "cpu") -> dict:
     entry = registry.info(name)
     recipe = entry.recipe
     painting = load_rgb(styles_dir / recipe["style_image"])
     content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
-    vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers)))
+    vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers))).to(device)
     # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
     # pixels, so the painting keeps its training size whatever the evaluation size.
     style_side = recipe["style_size"]
-    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, style_side)), content_layers, style_layers)
-    net = registry.load(name)
+    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, style_side)).to(device), content_layers,
+                                    style_layers)
+    net = registry.load(name).to(device)  # fp32: quality is the network's, not a precision's
     gcfg = gatys.GatysConfig(size=size, style_size=style_side, steps=gatys_steps, fine_steps=0, coarse_size=0,
                              content_layers=content_layers, style_layers=style_layers,
                              content_weight=recipe["content_weight"], style_weight=recipe["style_weight"],
                              tv_weight=recipe["tv_weight"])
     rows = {}
     for photo, rgb in images.items():
-        x = to_tensor(rgb)
+        x = to_tensor(rgb).to(device)
         targets = criterion.content_targets(x)
         with torch.inference_mode():
             padded, (h, w) = pad_to_stride(x, net.config.stride)
             fast = net(padded)[..., :h, :w]
         fast_terms = {k: float(v) for k, v in criterion(fast, targets).items()}
-        result = gatys.run(rgb, painting, gcfg, vgg=vgg, progress=False)
+        result = gatys.run(rgb, painting, gcfg, device=device, vgg=vgg, progress=False)
         with torch.no_grad():
-            ceiling = {k: float(v) for k, v in criterion(to_tensor(result.image), targets).items()}
+            ceiling = {k: float(v) for k, v in criterion(to_tensor(result.image).to(device), targets).items()}
         rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"]}
     mean = lambda who, key: float(np.mean([r[who][key] for r in rows.values()]))  # noqa: E731
-    summary = {"size": size, "photos": list(images), "gatys_steps": gatys_steps,
+    summary = {"size": size, "photos": list(images), "gatys_steps": gatys_steps, "device": device,
                "net_content": mean("net", "content"), "net_style": mean("net", "style"),
                "gatys_content": mean("gatys", "content"), "gatys_style": mean("gatys", "style")}
     summary["style_ratio"] = summary["net_style"] / max(summary["gatys_style"], 1e-9)
@@ -74,10 +75,7 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
 
 
 def write_manifest_metrics(name: str, summary: dict) -> None:
-    path = registry.weights_dir() / "manifest.json"
-    data = json.loads(path.read_text())
-    data["styles"][name]["metrics"]["quality"] = summary
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    registry.update_metrics(name, {"quality": summary})
 
 
 def markdown(results: dict[str, dict]) -> str:
@@ -98,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, default=len(PHOTOS))
     p.add_argument("--gatys-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the Gatys ceilings at 512 px want a GPU)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -107,15 +106,20 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for name in names:
             print(f"scoring {name} ...", flush=True)
-            results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps)
+            results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device)
             write_manifest_metrics(name, results[name]["summary"])
     except (ImageError, registry.StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.processor() or platform.machine(), "cores": torch.get_num_threads(), "torch": torch.__version__}
-    (RESULTS / "quality.json").write_text(json.dumps({"meta": meta, "styles": results}, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(markdown(results))
+    meta = {"cpu": machine.cpu_model(), "threads": torch.get_num_threads(), "versions": machine.versions(),
+            "git": machine.git_revision(), "other_load": machine.other_load()}
+    # Styles scored earlier (styles trained at different times) are kept; the ones scored now replace theirs.
+    path = RESULTS / "quality.json"
+    earlier = json.loads(path.read_text())["styles"] if path.is_file() else {}
+    merged = {name: earlier[name] for name in registry.list_styles() if name in earlier} | results
+    path.write_text(json.dumps({"meta": meta, "styles": dict(sorted(merged.items()))}, indent=2) + "\n")
+    (RESULTS / "quality.md").write_text(markdown(dict(sorted(merged.items()))))
     print(markdown(results))
     return 0
 
