@@ -65,3 +65,18 @@ def test_manifest_entry_is_complete(name):
     assert entry.painting and entry.artist and entry.year and entry.licence
     assert entry.recipe.get("steps") and entry.metrics.get("val_style") is not None
     assert (registry.weights_dir() / entry.file).stat().st_size < 20_000_000
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", STYLES)
+def test_trained_style_in_fp16_on_cuda_matches_fp32(name, frame):
+    """The product runs styles in fp16 on CUDA: the trained weights must give the fp32 picture."""
+    net = registry.load(name)
+    x, (h, w) = pad_to_stride(to_tensor(frame), net.config.stride)
+    with torch.inference_mode():
+        ref = net(x)[..., :h, :w]
+        half = net.cuda().half().to(memory_format=torch.channels_last)
+        y = half(x.cuda().half().contiguous(memory_format=torch.channels_last))[..., :h, :w].float().cpu()
+    diff = (to_uint8(y).astype(int) - to_uint8(ref).astype(int))
+    assert np.abs(diff).max() <= 6 and np.abs(diff).mean() < 0.5, f"{name}: fp16 off by up to {np.abs(diff).max()} levels"
