@@ -114,7 +114,10 @@ def resolve_backend(name: str, device: str) -> str:
 def cpu_threads() -> int:
     """Torch threads on the CPU: all cores but one, which segmentation, capture and encoding share.
     Measured on 2 cores (issue 3): the lite net at 320x240 took 62 ms with 1 thread and 150-1000 ms
-    with 2 while MediaPipe and another process also ran (OpenMP threads spinning against each other)."""
+    with 2 while MediaPipe and another process also ran (OpenMP threads spinning against each other).
+    The same holds for ONNX Runtime in the pipeline (sample, 640x480, scale 0.5, quiet machine): file
+    mode full 46.6 FPS with 1 thread, 23.6 with 2 (spinning), 40.5 with 2 not spinning; live 30.1 vs
+    18.4 / 30.0 FPS, though the net alone is faster on 2 (10.2 vs 14.6 ms, benchmarks/results)."""
     import os
 
     return max(1, (os.cpu_count() or 2) - 1)
