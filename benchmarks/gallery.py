@@ -1,6 +1,6 @@
 """Contact sheet of every registered style on a photo and a frame of the bundled sample clip.
 
-    python -m benchmarks.gallery [--out docs/img/gallery.png]
+    python -m benchmarks.gallery [--out docs/img/gallery.jpg]
 
 Row per style (label, photo, sample frame); the first row shows the inputs. Made to be looked at
 before a style ships: checkerboards, flat blobs, washed-out colour or unreadable faces show here.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,8 @@ def inputs() -> list[np.ndarray]:
 
 
 def label(text: str) -> np.ndarray:
+    # cv2.putText draws ASCII only: "Léger" would come out as "L??ger"
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     tile = np.full((TILE[1], LABEL_W, 3), 255, np.uint8)
     for i, line in enumerate(text.split("\n")):
         cv2.putText(tile, line, (8, 30 + 24 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
@@ -64,7 +67,7 @@ def sheet(names: list[str]) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("docs/img/gallery.png"))
+    p.add_argument("--out", type=Path, default=Path("docs/img/gallery.jpg"))
     p.add_argument("--names", nargs="*")
     args = p.parse_args(argv)
     path = save_rgb(args.out, sheet(args.names or registry.list_styles()))
