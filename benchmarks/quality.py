@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"error: --device {args.device} was asked for but CUDA is not available; use --device cpu.", file=sys.stderr)
+        return 1
     try:
         names = args.names or registry.list_styles()
         images = photos(args.size, args.photos)

@@ -158,13 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("tar", type=Path)
     m.add_argument("--weights-dir", type=Path, default=None)
     args = p.parse_args(argv)
-    if args.command == "pack":
-        print(json.dumps(pack(args.styles, args.content, args.to)))
-    elif args.command == "train":
-        print(json.dumps(train_many(args), indent=2))
-    else:
-        names = merge(args.tar, args.weights_dir or registry.weights_dir())
-        print(f"merged {len(names)} style(s): {', '.join(names) or 'none'}")
+    try:
+        if args.command == "pack":
+            print(json.dumps(pack(args.styles, args.content, args.to)))
+        elif args.command == "train":
+            print(json.dumps(train_many(args), indent=2))
+        else:
+            names = merge(args.tar, args.weights_dir or registry.weights_dir())
+            print(f"merged {len(names)} style(s): {', '.join(names) or 'none'}")
+    except (OSError, tarfile.TarError, registry.StyleError) as exc:  # a missing folder or tar, a damaged file
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

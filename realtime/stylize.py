@@ -33,7 +33,7 @@ class Stylizer:
         self.strength = config.strength
         self.backend, self.threads = config.backend, config.threads
         if self.device.type == "cpu" and config.threads:
-            torch.set_num_threads(config.threads)  # resize and blend run in torch on either backend
+            torch.set_num_threads(config.threads)  # the blend and the uint8 conversions run in torch on either backend
         self.names = list(config.styles)
         try:
             self.nets = {name: self._prepare(registry.load(name)) for name in self.names}

@@ -40,3 +40,9 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
     with torch.no_grad():
         assert torch.isfinite(net(torch.rand(1, 3, 32, 32))).all()
     assert (tmp_path / "runs/train/lite.swirl.loss.png").is_file()
+
+
+def test_merge_of_a_missing_tar_is_one_line(tmp_path, capsys):
+    assert batch.main(["merge", str(tmp_path / "absent.tar"), "--weights-dir", str(tmp_path / "w")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "absent.tar" in err[0]
