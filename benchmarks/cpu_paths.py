@@ -1,8 +1,9 @@
 """The fastest CPU path for the lite net, measured and picked (issue 5, speed work).
 
 Candidates, each on the same real frame at `cfg.cpu_path_size`: eager fp32 (NCHW), channels_last fp32,
-bf16, `torch.compile` (inductor, fp32) and ONNX Runtime (`realtime.onnx_cpu`, what the Stylizer runs on
-the CPU), at 1 and 2 intra-op threads. The candidates are timed in interleaved
+eager with the sub-pixel upsampling rewrite (`nets.subpixel`), bf16, `torch.compile` (inductor, fp32) and
+ONNX Runtime (`realtime.onnx_cpu`, what the Stylizer runs on the CPU, with the rewrite; and without it,
+as the before of that change), at 1 and 2 intra-op threads. The candidates are timed in interleaved
 rounds, so a burst of load from another process lands on all of them rather than on one. A path wins
 only if its output matches eager fp32 (max abs difference <= `TOLERANCE`, ~2.5 uint8 levels).
 """
@@ -20,6 +21,7 @@ from benchmarks import media
 from benchmarks.config import BenchConfig
 from benchmarks.harness import summarize, time_calls
 from benchmarks.styles import load_net
+from nets.subpixel import fold_upsampling
 from nets.transformer_net import build
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
         net_cl = _clone(base).to(memory_format=torch.channels_last)
         out[f"channels_last_fp32_t{t}"] = {"fn": _torch_path(net_cl, x.contiguous(memory_format=torch.channels_last)),
                                            "threads": t}
+        out[f"eager_subpixel_fp32_t{t}"] = {"fn": _torch_path(fold_upsampling(_clone(base)), x), "threads": t}
     out[f"bf16_t{cfg.threads}"] = {"fn": _torch_path(_clone(base).to(torch.bfloat16), x.bfloat16()),
                                    "threads": cfg.threads}
     if cfg.compile:
@@ -71,6 +74,8 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
     for t in thread_counts:
         ort_net = OnnxRuntimeNet(_clone(base), threads=t)
         out[f"onnxruntime_fp32_t{t}"] = {"fn": (lambda n=ort_net: n(x)), "threads": t}
+        plain = OnnxRuntimeNet(_clone(base), threads=t, fold=False)
+        out[f"onnxruntime_unfolded_fp32_t{t}"] = {"fn": (lambda n=plain: n(x)), "threads": t}
     return out
 
 

@@ -2,8 +2,8 @@
 
 Timed: `net(x)` under `inference_mode` on a real frame already on the device in the compute dtype
 (upload and download are pipeline stages, timed in `pipeline`). CUDA runs fp16/bf16 in channels_last
-(tensor cores, as the real-time Stylizer does); the CPU runs the default layout here and leaves the
-layout/dtype/runtime race to `cpu_paths`.
+(tensor cores, as the real-time Stylizer does), each with plain and sub-pixel upsampling layers; the CPU
+runs the plain net in the default layout here and leaves the layout/dtype/runtime race to `cpu_paths`.
 """
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ from benchmarks.config import BenchConfig
 from benchmarks.harness import measure
 from benchmarks.styles import load_net, registered
 from nets import registry
+from nets.subpixel import fold_upsampling
 from nets.transformer_net import build, count_macs
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Plain upsampling layers, and on CUDA also their sub-pixel form (nets.subpixel), to decide
+# realtime.config.resolve_subpixel there; on the CPU the rewrite is raced in cpu_paths, and the plain
+# net here stays the control of the naive baseline (same convolutions, ratio ~1.0).
+SUBPIXEL = {False: (False,), True: (False, True)}
 
 
 def devices(cfg: BenchConfig) -> tuple[list[str], list[dict]]:
@@ -70,17 +75,19 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                         continue
                     channels_last = device != "cpu" and dt != "fp32"
                     fmt = torch.channels_last if channels_last else torch.contiguous_format
-                    net = build(arch).eval()
-                    net.load_state_dict(base.state_dict())
-                    net = net.to(device, DTYPES[dt], memory_format=fmt)
                     x = to_input(image, device, DTYPES[dt], channels_last)
-                    log.info("network %s %s %s %dx%d", arch, device, dt, *size)
-                    stats = measure(lambda: net(x), device=device, warmup=cfg.warmup, iters=cfg.iters,
-                                    min_iters=cfg.min_iters, seconds=cfg.seconds)
-                    records.append({**key, "weights": label, "channels_last": channels_last,
-                                    "threads": torch.get_num_threads() if device == "cpu" else None,
-                                    "gmac": round(macs / 1e9, 3), **stats})
-                    del net, x
+                    for subpixel in SUBPIXEL[device != "cpu"]:
+                        net = build(arch).eval()
+                        net.load_state_dict(base.state_dict())
+                        net = (fold_upsampling(net) if subpixel else net).to(device, DTYPES[dt], memory_format=fmt)
+                        log.info("network %s %s %s %dx%d subpixel=%s", arch, device, dt, *size, subpixel)
+                        stats = measure(lambda: net(x), device=device, warmup=cfg.warmup, iters=cfg.iters,
+                                        min_iters=cfg.min_iters, seconds=cfg.seconds)
+                        records.append({**key, "subpixel": subpixel, "weights": label, "channels_last": channels_last,
+                                        "threads": torch.get_num_threads() if device == "cpu" else None,
+                                        "gmac": round(macs / 1e9, 3), **stats})
+                        del net
+                    del x
     return records, skipped
 
 

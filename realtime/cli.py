@@ -14,7 +14,7 @@ import warnings
 
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device, resolve_style,
-                             style_cycle)
+                             resolve_subpixel, style_cycle)
 from realtime.errors import ConfigError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
@@ -95,7 +95,8 @@ def build_config(args: argparse.Namespace) -> AppConfig:
         segment=SegmentConfig(model=args.segment_model, every=args.mask_every),
         style=StyleConfig(styles=style_cycle(style, style2), style2=style2, strength=args.strength, scale=scale,
                           device=device, dtype=dtype, channels_last=channels_last,
-                          threads=0 if device.startswith("cuda") else cpu_threads(), backend=backend),
+                          threads=0 if device.startswith("cuda") else cpu_threads(), backend=backend,
+                          subpixel=resolve_subpixel(device)),
         output=output, mode=args.mode, max_frames=args.max_frames, notes=tuple(notes))
 
 

