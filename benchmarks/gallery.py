@@ -1,14 +1,16 @@
-"""Contact sheet of every registered style on a photo and a frame of the bundled sample clip.
+"""Contact sheet of every registered painting, full and lite net, on a photo and a frame of the sample clip.
 
-    python -m benchmarks.gallery [--out docs/img/gallery.jpg]
+    python -m benchmarks.gallery [--out docs/img/gallery.png]
 
-Row per style (label, photo, sample frame); the first row shows the inputs. Made to be looked at
-before a style ships: checkerboards, flat blobs, washed-out colour or unreadable faces show here.
+Row per painting: its label, then the full net on the photo and the frame, then the lite net on both; a
+size that is not trained yet is a grey tile that says so. The first row shows the inputs. Made to be
+looked at before a style ships: checkerboards, flat blobs, washed-out colour or unreadable faces show here.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import textwrap
 import unicodedata
 from pathlib import Path
 
@@ -20,8 +22,9 @@ from nets import registry
 from nets.images import save_rgb, to_tensor, to_uint8
 from nets.transformer_net import pad_to_stride
 
-TILE = (320, 240)  # (W, H) of each picture in the sheet
-LABEL_W = 220
+TILE = (256, 192)  # (W, H) of each picture in the sheet
+LABEL_W = 200
+ARCHS = ("full", "lite")  # column order
 
 
 def inputs() -> list[np.ndarray]:
@@ -40,12 +43,14 @@ def inputs() -> list[np.ndarray]:
             for img in (photo, frame)]
 
 
-def label(text: str) -> np.ndarray:
+def label(text: str, width: int = LABEL_W, colour: int = 255, height: int = TILE[1]) -> np.ndarray:
+    """A tile of text, each paragraph wrapped to the tile's width."""
     # cv2.putText draws ASCII only: "Léger" would come out as "L??ger"
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    tile = np.full((TILE[1], LABEL_W, 3), 255, np.uint8)
-    for i, line in enumerate(text.split("\n")):
-        cv2.putText(tile, line, (8, 30 + 24 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    tile = np.full((height, width, 3), colour, np.uint8)
+    lines = [line for para in text.split("\n") for line in textwrap.wrap(para, width // 9) or [""]]
+    for i, line in enumerate(lines[:height // 20]):
+        cv2.putText(tile, line, (8, 24 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return tile
 
 
@@ -55,19 +60,36 @@ def stylize(net: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
         return to_uint8(net(x)[..., :h, :w])
 
 
+def paintings(names: list[str]) -> dict[str, dict[str, str]]:
+    """painting key -> {arch: registry name}, in the registry's order ("lite.udnie" -> "udnie")."""
+    out: dict[str, dict[str, str]] = {}
+    for name in names:
+        arch, key = name.split(".", 1)
+        out.setdefault(key, {})[arch] = name
+    return out
+
+
 def sheet(names: list[str]) -> np.ndarray:
     pictures = inputs()
-    rows = [np.concatenate([label("input"), *pictures], axis=1)]
-    for name in names:
-        entry, net = registry.info(name), registry.load(name)
-        text = f"{name}\n{entry.painting[:28]}\n{entry.artist}, {entry.year}"
-        rows.append(np.concatenate([label(text), *(stylize(net, p) for p in pictures)], axis=1))
+    header = [label("style (--style NAME)", height=44)] + [
+        label(f"{arch} net: {what}", TILE[0], 235, height=44) for arch in ARCHS for what in ("photo", "sample clip")]
+    rows = [np.concatenate(header, axis=1), np.concatenate([label("input"), *pictures * len(ARCHS)], axis=1)]
+    for key, archs in paintings(names).items():
+        entry = registry.info(next(iter(archs.values())))
+        tiles = [label(f"{key}\n\n{entry.painting}\n{entry.artist}, {entry.year}")]
+        for arch in ARCHS:
+            if arch in archs:
+                net = registry.load(archs[arch])
+                tiles += [stylize(net, p) for p in pictures]
+            else:
+                tiles += [label(f"no {arch} net yet (trained on a GPU)", TILE[0], 200)] * len(pictures)
+        rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("docs/img/gallery.jpg"))
+    p.add_argument("--out", type=Path, default=Path("docs/img/gallery.png"))
     p.add_argument("--names", nargs="*")
     args = p.parse_args(argv)
     path = save_rgb(args.out, sheet(args.names or registry.list_styles()))

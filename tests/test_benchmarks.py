@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,3 +162,23 @@ def test_summarize_and_measure():
             pass
     clock.drop_first(1)
     assert clock.summary()["a"]["n"] == 2
+
+
+def test_gallery_has_a_row_per_painting_and_says_which_sizes_are_missing():
+    from benchmarks import gallery
+    from nets import registry
+
+    names = registry.list_styles()[:2]
+    archs = {n.split(".", 1)[0] for n in names}
+    img = gallery.sheet(names)
+    th, tw = gallery.TILE[1], gallery.TILE[0]
+    assert img.shape[1] == gallery.LABEL_W + 2 * len(gallery.ARCHS) * tw
+    rows = img[img.shape[0] - 2 * th:].reshape(2, th, img.shape[1], 3)  # the two painting rows
+    inputs = gallery.inputs()
+    for row in rows:
+        for i, arch in enumerate(gallery.ARCHS):
+            tiles = [row[:, gallery.LABEL_W + (2 * i + j) * tw:][:, :tw] for j in range(2)]
+            if arch in archs:  # painted: far from the input picture
+                assert all(np.abs(t.astype(int) - p).mean() > 10 for t, p in zip(tiles, inputs))
+            else:  # the grey "not trained yet" tile, mostly one colour
+                assert all((t == 200).all(axis=2).mean() > 0.9 for t in tiles)
