@@ -175,8 +175,12 @@ class Pipeline:
         restore = self._install_sigint()
         ok = False
         t0 = time.perf_counter()
+        dropped_at_start = 0
         try:
             self.stylizer.warmup(self.source.size)
+            # A live source captures from the moment it opens; what it replaced while the stages loaded
+            # and warmed up is start-up, not frames the loop was too slow for.
+            dropped_at_start = getattr(self.source, "dropped", 0)
             t0 = time.perf_counter()
             while not self.stop.is_set():
                 if self.config.max_frames and summary.frames >= self.config.max_frames:
@@ -199,7 +203,7 @@ class Pipeline:
             self.close(ok=ok)
         summary.fps = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
         summary.latency_p50_ms, summary.latency_p95_ms = self.meter.latency_ms(50), self.meter.latency_ms(95)
-        summary.dropped = getattr(self.source, "dropped", 0)
+        summary.dropped = getattr(self.source, "dropped", 0) - dropped_at_start
         summary.files = {str(s.path): s.frames_written for s in self.sinks if isinstance(_inner(s), VideoFileSink)}
         summary.virtual = {s.device: (s.frames_sent, s.dropped) for s in self.sinks if isinstance(s, VirtualCameraSink)}
         return summary

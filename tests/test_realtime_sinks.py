@@ -200,3 +200,21 @@ def test_ordered_worker_sink_abort_discards_the_queue():
     sink = OrderedWorkerSink(sink=inner, maxsize=8)
     sink.abort()
     assert inner.aborted and not inner.closed
+
+
+def test_frames_replaced_during_start_up_are_not_counted_as_dropped(capture_backend, style_name, monkeypatch):
+    """The paced sample runs from the moment it opens; a slow start (here a 1 s warm-up, ~30 frames of
+    the clip) must not show up as frames the loop dropped."""
+    import time
+
+    from realtime.stylize import Stylizer
+
+    warmup = Stylizer.warmup
+    monkeypatch.setattr(Stylizer, "warmup", lambda self, size: (time.sleep(1.0), warmup(self, size))[1])
+    cfg = virtual_config(["--source", "sample", "--style", style_name, "--size", "160x128", "--max-frames", "6",
+                          "--mode", "full"])
+    pipe = Pipeline(cfg)
+    summary = pipe.run()
+    assert summary.frames == 6
+    assert pipe.source.dropped >= 20  # the source did replace frames during the warm-up ...
+    assert summary.dropped < 10  # ... and the summary leaves them out
