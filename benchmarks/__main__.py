@@ -44,12 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="results file stem (default: derived from the machine)")
     p.add_argument("--note", help="free text stored with the results (e.g. what else ran on the machine)")
     p.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default benchmarks/results)")
-    p.add_argument("--render", metavar="JSON", help="only rewrite the markdown and PNGs of a saved result")
+    p.add_argument("--render", metavar="JSON", help="only rewrite the goals, markdown and PNGs of a saved result")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
     if args.render:
         path = Path(args.render)
-        for out in report.write(json.loads(path.read_text()), path.parent):
+        result = json.loads(path.read_text())
+        result["goals"] = suite.goals(result)  # goals are derived from the records: re-derive them
+        for out in report.write(result, path.parent):
             print(out)
         return 0
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s")

@@ -58,10 +58,13 @@ def markdown(r: dict) -> str:
               "time / our time, same device and output size, measured in this same run. The `vs_naive` ratio of "
               "the style network alone in fp32 eager is a control: both run the same convolutions, so its true "
               "value is about 1.0, and its spread across sizes shows how much the machine's load moved the "
-              "numbers.", ""]
+              "numbers. A live goal's ceiling is the most it can read at its source's pace (a live output never "
+              "outruns its camera); file mode, beside it, is the same ratio without that cap.", ""]
     lines += ["## Goals", ""] + _table(
-        ["goal", "target", "measured", "met", "limiting stage (median ms)", "serial ms"],
+        ["goal", "target", "measured", "met", "ceiling at the source's pace", "file mode", "limiting stage (median ms)",
+         "serial ms"],
         [[x["goal"], x["target"], x["measured"], {True: "yes", False: "**no**", None: "not measured"}[x["met"]],
+          x.get("ceiling"), x.get("file_mode"),
           f"{x['limiting_stage']} ({_f(x['limiting_ms'])})" if x.get("limiting_stage") else "-", x.get("serial_ms")]
          for x in r.get("goals", [])])
     if r.get("projections"):

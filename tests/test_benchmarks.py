@@ -120,6 +120,21 @@ def test_goals_are_reported_never_asserted(tiny):
         assert g["met"] in (True, False, None)
 
 
+def test_live_goals_carry_the_source_pace_ceiling_and_the_file_mode_ratio():
+    from benchmarks.suite import goals
+
+    key = {"device": "cpu", "size": [640, 480], "mode": "background", "scale": 0.5}
+    pipe = [{"kind": "live", **key, "source_fps": 30.0, "fps": 29.9, "vs_naive": 4.0},
+            {"kind": "live", **key, "source_fps": 60.0, "fps": 50.0, "vs_naive": 7.0},
+            {"kind": "file", **key, "fps_after_warmup": 51.7, "vs_naive": 7.5}]
+    found = {g["goal"]: g for g in goals({"pipeline": pipe})}
+    fps = found["cpu live 640x480 with segmentation, lite net, processing scale 0.5: FPS"]
+    assert fps["measured"] == 50.0 and fps["ceiling"] == 60.0 and fps["file_mode"] == 51.7  # the faster source
+    naive = found["cpu live 640x480 with segmentation, processing scale 0.5: vs_naive"]
+    assert naive["measured"] == 7.0 and naive["met"] is False
+    assert naive["ceiling"] == pytest.approx(8.4) and naive["file_mode"] == 7.5
+
+
 def test_cuda_is_skipped_cleanly_without_it(tiny):
     _, r = tiny
     if torch.cuda.is_available():
