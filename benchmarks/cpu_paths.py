@@ -74,7 +74,7 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
     for t in thread_counts:
         ort_net = OnnxRuntimeNet(_clone(base), threads=t)
         out[f"onnxruntime_fp32_t{t}"] = {"fn": (lambda n=ort_net: n(x)), "threads": t}
-        plain = OnnxRuntimeNet(_clone(base), threads=t, fold=False)
+        plain = OnnxRuntimeNet(_clone(base), threads=t, subpixel=False)
         out[f"onnxruntime_unfolded_fp32_t{t}"] = {"fn": (lambda n=plain: n(x)), "threads": t}
     return out
 

@@ -23,11 +23,11 @@ class OnnxRuntimeNet:
     """Callable like the TransformerNet it wraps: (1, 3, H, W) float32 CPU in 0..1 -> same shape out.
     H and W must be multiples of `config.stride`, as for the torch net."""
 
-    def __init__(self, net: TransformerNet, *, threads: int, fold: bool = True):
+    def __init__(self, net: TransformerNet, *, threads: int, subpixel: bool = True):
         import onnxruntime as ort
 
         self.config = net.config
-        net = fold_upsampling(net.float()) if fold else net.float()
+        net = fold_upsampling(net.float()) if subpixel else net.float()
         example = torch.zeros(1, 3, 8 * net.config.stride, 8 * net.config.stride)  # (1, 3, H, W)
         buf = io.BytesIO()
         with warnings.catch_warnings():  # the TorchScript exporter's deprecation and trace notes

@@ -48,7 +48,7 @@ class Stylizer:
         if self.backend == "onnxruntime":
             from realtime.onnx_cpu import OnnxRuntimeNet
 
-            return OnnxRuntimeNet(net, threads=self.threads, fold=self.subpixel)
+            return OnnxRuntimeNet(net, threads=self.threads, subpixel=self.subpixel)
         if self.subpixel:
             net = fold_upsampling(net.float())
         return net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
