@@ -36,6 +36,15 @@ class CheckpointError(RuntimeError):
     """A training checkpoint that exists but cannot be resumed from."""
 
 
+# The recipe fields a resumed run may change (a later stage at a larger crop, a lower lr, ...): each
+# stretch of steps trained with one setting of them is recorded as a stage in the exported recipe.
+STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "device")
+
+
+def stage_of(cfg: "TrainConfig", first: int, last: int, seconds: float | None) -> dict:
+    return {"steps": [first, last], **{k: getattr(cfg, k) for k in STAGE_FIELDS}, "seconds": seconds}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     style_image: str
@@ -130,6 +139,8 @@ class Trainer:
         # Mixed precision on CUDA only; bf16 needs no loss scaling.
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
         self.step, self.history = 0, []
+        self.stages: list[dict] = []  # the finished stages before this run (from the checkpoint)
+        self.run_start_step, self.run_started = 0, time.time()
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.out / f"{cfg.arch}.{cfg.name}.ckpt.safetensors"
@@ -156,10 +167,26 @@ class Trainer:
         for i, state in self.opt.state_dict()["state"].items():
             for k, v in state.items():
                 tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous().reshape(-1) if k == "step" else v.detach().cpu().contiguous()
-        meta = {"config": json.dumps(asdict(self.cfg)), "step": str(self.step), "history": json.dumps(self.history)}
+        meta = {"config": json.dumps(asdict(self.cfg)), "step": str(self.step), "history": json.dumps(self.history),
+                "stages": json.dumps(self.all_stages())}
         tmp = self.ckpt_path.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(self.ckpt_path)
+
+    def all_stages(self) -> list[dict]:
+        """The finished stages and this run's steps so far; a resume with an unchanged recipe extends the
+        last stage instead of starting a new one."""
+        now = stage_of(self.cfg, self.run_start_step, self.step, round(time.time() - self.run_started, 1))
+        stages = [dict(x) for x in self.stages]
+        if self.step == self.run_start_step:
+            return stages
+        last = stages[-1] if stages else None
+        if last and all(last[k] == now[k] for k in STAGE_FIELDS) and last["steps"][1] == now["steps"][0]:
+            known = last["seconds"] is not None
+            last.update(steps=[last["steps"][0], now["steps"][1]], seconds=round(last["seconds"] + now["seconds"], 1) if known else None)
+        else:
+            stages.append(now)
+        return stages
 
     def resume(self) -> bool:
         """Load the checkpoint if there is one (False if not); CheckpointError if it is damaged."""
@@ -177,6 +204,12 @@ class Trainer:
                     opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(self.device)
             self.opt.load_state_dict(opt_state)
             self.step, self.history = int(meta["step"]), json.loads(meta["history"])
+            if "stages" in meta:
+                self.stages = json.loads(meta["stages"])
+            else:  # a checkpoint from before stages were recorded: one stage, its recipe from its config
+                old = TrainConfig(**{k: v for k, v in json.loads(meta["config"]).items() if k in TrainConfig.__dataclass_fields__})
+                self.stages = [stage_of(old, 0, self.step, None)] if self.step else []
+            self.run_start_step = self.step
         except (SafetensorError, OSError, RuntimeError, KeyError, TypeError, ValueError) as exc:  # damaged or foreign
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise CheckpointError(f"Checkpoint {self.ckpt_path} cannot be resumed ({why}); "
@@ -187,6 +220,7 @@ class Trainer:
         from tqdm import tqdm
 
         cfg, started = self.cfg, time.time()
+        self.run_start_step, self.run_started = self.step, started
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"train {cfg.arch}.{cfg.name}", unit="step")
         try:
             while self.step < cfg.steps:
@@ -225,8 +259,13 @@ class Trainer:
         credits = paintings.get(cfg.name, {}) | {k: getattr(cfg, k) for k in CREDITS if getattr(cfg, k)}
         recipe = {k: v for k, v in asdict(self.cfg).items()
                   if k not in ("content_dir", "out_dir", "weights_dir", "style_image", *CREDITS)}
+        stages = self.all_stages()
+        seconds = [x["seconds"] for x in stages]
         recipe |= {"style_image": Path(cfg.style_image).name, "device": str(self.device),
-                   "train_seconds": result["seconds"], "images_seen": self.step * cfg.batch}
+                   "train_seconds": round(sum(seconds), 1) if stages and None not in seconds else result["seconds"],
+                   "images_seen": sum((x["steps"][1] - x["steps"][0]) * x["batch"] for x in stages) or self.step * cfg.batch}
+        if len(stages) > 1:  # trained in stages (resumed with another recipe): the top-level fields are the last one's
+            recipe["stages"] = stages
         metrics = {"val_content": round(result["val"]["content"], 5), "val_style": round(result["val"]["style"], 5),
                    "val_size": cfg.val_size, "val_count": cfg.val_count}
         folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()

@@ -65,3 +65,34 @@ def test_checkpoint_resume_continues_at_the_saved_step(cfg, tmp_path):
 
     fresh = train(replace(longer, steps=2), resume=False, progress=False, export=False)
     assert fresh["steps"] == 2  # --no-resume starts over
+
+
+def test_a_resume_with_another_recipe_is_recorded_as_a_stage(cfg, tmp_path):
+    base = replace(cfg, steps=2, out_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "weights"), style_name="staged")
+    train(base, resume=True, progress=False, export=False)
+    train(replace(base, steps=3), resume=True, progress=False, export=False)  # same recipe: the same stage
+    result = train(replace(base, steps=5, size=32, lr=5e-3), resume=True, progress=False)  # a larger step count, smaller crops
+    recipe = result["exported"]["recipe"]
+    stages = recipe["stages"]
+    assert [s["steps"] for s in stages] == [[0, 3], [3, 5]]
+    assert [(s["size"], s["lr"]) for s in stages] == [(64, 1e-2), (32, 5e-3)]
+    assert all(s["seconds"] > 0 for s in stages)
+    assert recipe["train_seconds"] == pytest.approx(sum(s["seconds"] for s in stages), abs=0.2)
+    assert recipe["images_seen"] == 5 * cfg.batch and recipe["size"] == 32  # top level: the last stage
+
+    plain = train(replace(base, steps=2, out_dir=str(tmp_path / "plain"), style_name="plain"), progress=False)
+    assert "stages" not in plain["exported"]["recipe"]  # one recipe throughout: no stages to tell apart
+
+
+def test_a_checkpoint_from_before_stages_gives_its_steps_to_its_own_recipe(cfg, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    base = replace(cfg, steps=2, out_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "weights"), style_name="legacy")
+    train(base, progress=False, export=False)
+    path = tmp_path / "run" / "lite.legacy.ckpt.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = {k: v for k, v in f.metadata().items() if k != "stages"}
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    recipe = train(replace(base, steps=3, size=32), progress=False)["exported"]["recipe"]
+    assert [(s["steps"], s["size"], s["seconds"] is None) for s in recipe["stages"]] == [([0, 2], 64, True), ([2, 3], 32, False)]
