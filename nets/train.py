@@ -249,7 +249,7 @@ class Trainer:
         elapsed = time.time() - started
         metrics = self.validate()
         result = {"val": metrics, "steps": self.step, "seconds": round(elapsed, 1),
-                  "images_per_s": round(len(self.history[-(cfg.steps):]) * cfg.batch / max(elapsed, 1e-9), 3)}
+                  "images_per_s": round((self.step - self.run_start_step) * cfg.batch / max(elapsed, 1e-9), 3)}  # this run's
         (self.out / f"{cfg.arch}.{cfg.name}.metrics.json").write_text(json.dumps(result, indent=2))
         return result
 

@@ -96,3 +96,10 @@ def test_a_checkpoint_from_before_stages_gives_its_steps_to_its_own_recipe(cfg, 
     save_file(load_file(str(path)), str(path), metadata=meta)
     recipe = train(replace(base, steps=3, size=32), progress=False)["exported"]["recipe"]
     assert [(s["steps"], s["size"], s["seconds"] is None) for s in recipe["stages"]] == [([0, 2], 64, True), ([2, 3], 32, False)]
+
+
+def test_a_resume_with_nothing_left_to_do_reports_no_speed(cfg, tmp_path):
+    done = replace(cfg, steps=2, out_dir=str(tmp_path / "run"))
+    train(done, progress=False, export=False)
+    again = train(done, progress=False, export=False)  # resumes at the last step: validates, trains nothing
+    assert again["steps"] == 2 and again["images_per_s"] == 0
