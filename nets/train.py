@@ -182,8 +182,8 @@ class Trainer:
             return stages
         last = stages[-1] if stages else None
         if last and all(last[k] == now[k] for k in STAGE_FIELDS) and last["steps"][1] == now["steps"][0]:
-            known = last["seconds"] is not None
-            last.update(steps=[last["steps"][0], now["steps"][1]], seconds=round(last["seconds"] + now["seconds"], 1) if known else None)
+            seconds = None if last["seconds"] is None else round(last["seconds"] + now["seconds"], 1)
+            last.update(steps=[last["steps"][0], now["steps"][1]], seconds=seconds)
         else:
             stages.append(now)
         return stages
