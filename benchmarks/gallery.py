@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import textwrap
 import unicodedata
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from nets import registry
-from nets.images import save_rgb, to_tensor, to_uint8
+from nets.images import ImageError, check_output, save_rgb, to_tensor, to_uint8
 from nets.transformer_net import pad_to_stride
 
 TILE = (256, 192)  # (W, H) of each picture in the sheet
@@ -61,9 +62,10 @@ def stylize(net: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
 
 
 def paintings(names: list[str]) -> dict[str, dict[str, str]]:
-    """painting key -> {arch: registry name}, in the registry's order ("lite.udnie" -> "udnie")."""
+    """painting key -> {arch: registry name}, in the given order ("lite.udnie" -> "udnie"); a bare painting
+    name is resolved as `--style` does, an unknown one raises registry.StyleError."""
     out: dict[str, dict[str, str]] = {}
-    for name in names:
+    for name in (registry.info(n).name for n in names):
         arch, key = name.split(".", 1)
         out.setdefault(key, {})[arch] = name
     return out
@@ -92,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/img/gallery.png"))
     p.add_argument("--names", nargs="*")
     args = p.parse_args(argv)
-    path = save_rgb(args.out, sheet(args.names or registry.list_styles()))
+    try:
+        check_output(args.out)  # before a minute of stylizing, not after
+        path = save_rgb(args.out, sheet(args.names or registry.list_styles()))
+    except (registry.StyleError, ImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"wrote {path}")
     return 0
 

@@ -9,8 +9,8 @@ low-resolution input, each phase's (H, W) slice of it, and a depth-to-space: no 
 and the convolution runs at a quarter of the pixels with 4 of the 9 taps.
 
 `fold_upsampling(net)` returns a copy with those layers rewritten; the weights files do not change. It
-matches the original to float rounding (~1e-6). Measured on the 2-core CPU through ONNX Runtime (one
-thread, lite net): 13.6 -> 8.4 ms at 320x240, 56 -> 33 ms at 640x480 (`benchmarks/cpu_paths.py` races both).
+matches the original to float rounding (~1e-6). Measured on the 2-core CPU, lite net at 320x240, one
+thread (`python -m benchmarks`, CPU paths table): ONNX Runtime 14.2 -> 9.0 ms, eager torch 22.0 -> 15.0 ms.
 """
 from __future__ import annotations
 

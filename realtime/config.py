@@ -93,8 +93,8 @@ def resolve_device(name: str) -> tuple[str, str, bool]:
 
 def resolve_subpixel(device: str) -> bool:
     """Whether the nets' upsampling layers run in their sub-pixel form (`nets.subpixel`: the same function
-    with 4/9 of the multiply-adds). Measured on the 2-core CPU: ~1.6x faster through ONNX Runtime and ~2x
-    in eager torch (`benchmarks/cpu_paths.py`). Not yet measured on CUDA, where cuDNN's 3x3 kernels may
+    with 4/9 of the multiply-adds). Measured on the 2-core CPU at 320x240: 1.6x faster through ONNX Runtime
+    and 1.5x in eager torch (`benchmarks/cpu_paths.py`). Not yet measured on CUDA, where cuDNN's 3x3 kernels may
     win over 2x2 ones: CUDA keeps the plain layers until the `subpixel` rows of a GPU run of
     `benchmarks/network.py` say otherwise."""
     return device == "cpu"

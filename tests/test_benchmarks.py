@@ -197,3 +197,16 @@ def test_gallery_has_a_row_per_painting_and_says_which_sizes_are_missing():
                 assert all(np.abs(t.astype(int) - p).mean() > 10 for t, p in zip(tiles, inputs))
             else:  # the grey "not trained yet" tile, mostly one colour
                 assert all((t == 200).all(axis=2).mean() > 0.9 for t in tiles)
+
+
+def test_gallery_resolves_bare_names_and_refuses_bad_input_in_one_line(tmp_path, capsys):
+    from benchmarks import gallery
+    from nets import registry
+
+    name = registry.list_styles()[0]
+    assert gallery.paintings([name.split(".", 1)[1]]) == {name.split(".", 1)[1]: {"lite": name}}
+    for args in (["--names", "no_such_painting"], ["--out", str(tmp_path / "sheet.xyz")]):
+        assert gallery.main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err
+    assert not list(tmp_path.iterdir())
