@@ -3,7 +3,7 @@
 Candidates, each on the same real frame at `cfg.cpu_path_size`: eager fp32 (NCHW), channels_last fp32,
 eager with the sub-pixel upsampling rewrite (`nets.subpixel`), bf16, `torch.compile` (inductor, fp32) and
 ONNX Runtime (`realtime.onnx_cpu`, what the Stylizer runs on the CPU, with the rewrite; and without it,
-as the before of that change), at 1 and 2 intra-op threads. The candidates are timed in interleaved
+as the before of that change), at 1 and 2 intra-op threads, and ONNX Runtime int8 (`benchmarks.int8`). The candidates are timed in interleaved
 rounds, so a burst of load from another process lands on all of them rather than on one. A path wins
 only if its output matches eager fp32 (max abs difference <= `TOLERANCE`, ~2.5 uint8 levels).
 """
@@ -76,7 +76,24 @@ def candidates(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict
         out[f"onnxruntime_fp32_t{t}"] = {"fn": (lambda n=ort_net: n(x)), "threads": t}
         plain = OnnxRuntimeNet(_clone(base), threads=t, subpixel=False)
         out[f"onnxruntime_unfolded_fp32_t{t}"] = {"fn": (lambda n=plain: n(x)), "threads": t}
+    out.update(_int8_candidate(cfg, base, x))
     return out
+
+
+def _int8_candidate(cfg: BenchConfig, base: torch.nn.Module, x: torch.Tensor) -> dict[str, dict]:
+    from benchmarks.int8 import quantize
+    from realtime.onnx_cpu import OnnxRuntimeNet, export
+
+    name = f"onnxruntime_int8_t{cfg.threads}"
+    height, width = x.shape[-2:]
+    frames = [torch.from_numpy(f).permute(2, 0, 1)[None].float().div(255.0).numpy()
+              for f in media.frames((width, height), 8)]
+    try:
+        model = quantize(export(_clone(base)), frames)
+    except Exception as exc:  # needs the onnx package; report why, don't abort the suite
+        return {name: {"skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}}
+    int8_net = OnnxRuntimeNet(_clone(base), threads=cfg.threads, model=model)
+    return {name: {"fn": lambda: int8_net(x), "threads": cfg.threads}}
 
 
 def sizes(cfg: BenchConfig) -> list[tuple[int, int]]:

@@ -31,6 +31,13 @@ def _size(s) -> str:
     return f"{s[0]}x{s[1]}"
 
 
+def _path_note(record: dict) -> str:
+    notes = [f"first call (compile) {record['compile_s']} s"] if "compile_s" in record else []
+    if record.get("accurate") is False:
+        notes.append("outside the tolerance: not eligible")
+    return "; ".join(notes)
+
+
 def _table(head: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(_f(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
@@ -98,7 +105,7 @@ def markdown(r: dict) -> str:
         lines += _table(["path", "threads", "median ms", "p95 ms", "FPS", "max abs vs eager", "note"],
                         [[x["path"], x.get("threads"), x.get("median_ms"), x.get("p95_ms"), x.get("fps"),
                           x.get("max_abs_vs_eager"),
-                          x.get("skipped") or (f"first call (compile) {x['compile_s']} s" if "compile_s" in x else "")]
+                          x.get("skipped") or _path_note(x)]
                          for x in cp["records"]])
         w = cp.get("winner")
         if w:

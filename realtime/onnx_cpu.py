@@ -19,28 +19,35 @@ from nets.subpixel import fold_upsampling
 from nets.transformer_net import TransformerNet
 
 
+def export(net: TransformerNet, *, subpixel: bool = True) -> bytes:
+    """The fp32 ONNX model of `net`, with dynamic height and width (`subpixel`: folded upsampling)."""
+    net = fold_upsampling(net.float()) if subpixel else net.float()
+    example = torch.zeros(1, 3, 8 * net.config.stride, 8 * net.config.stride)  # (1, 3, H, W)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation and trace notes
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (example,), buf, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
+    return buf.getvalue()
+
+
 class OnnxRuntimeNet:
     """Callable like the TransformerNet it wraps: (1, 3, H, W) float32 CPU in 0..1 -> same shape out.
     H and W must be multiples of `config.stride`, as for the torch net."""
 
-    def __init__(self, net: TransformerNet, *, threads: int, subpixel: bool = True):
+    def __init__(self, net: TransformerNet, *, threads: int, subpixel: bool = True, model: bytes | None = None):
+        """`model`: an ONNX model of `net` to run instead of exporting one (a quantized variant, say)."""
         import onnxruntime as ort
 
         self.config = net.config
-        net = fold_upsampling(net.float()) if subpixel else net.float()
-        example = torch.zeros(1, 3, 8 * net.config.stride, 8 * net.config.stride)  # (1, 3, H, W)
-        buf = io.BytesIO()
-        with warnings.catch_warnings():  # the TorchScript exporter's deprecation and trace notes
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net.eval(), (example,), buf, dynamo=False, opset_version=17,
-                              input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}})
         options = ort.SessionOptions()
         # realtime.config gives all cores but one (the other segments, captures and encodes); 0 = ORT's default.
         options.intra_op_num_threads = max(0, threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+        model = model if model is not None else export(net, subpixel=subpixel)
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.detach().float().contiguous()
