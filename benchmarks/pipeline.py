@@ -27,7 +27,7 @@ from benchmarks.network import devices
 from benchmarks.styles import style_name
 from realtime.composite import Compositor
 from realtime.config import (AppConfig, OutputConfig, SegmentConfig, SourceConfig, StyleConfig, resolve_backend,
-                             resolve_device, resolve_subpixel)
+                             resolve_device, resolve_encoder_threads, resolve_subpixel)
 from realtime.frames import Frame
 from realtime.pipeline import Pipeline
 from realtime.segment import Segmenter
@@ -75,7 +75,8 @@ def stages(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Pat
     comp = Compositor(mode=mode)
     seg = Segmenter(config=SegmentConfig()) if comp.needs_mask else None
     st = Stylizer(config=style)
-    sink = VideoFileSink(path=tmp / f"stages-{mode}.mp4", fps=source.fps)
+    sink = VideoFileSink(path=tmp / f"stages-{mode}.mp4", fps=source.fps,
+                         threads=resolve_encoder_threads(style.device))
     clock = StageClock(style.device)
     st.warmup(source.size)
     t_end = time.perf_counter() + cfg.seconds
@@ -134,8 +135,8 @@ def file_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: 
     out = tmp / f"file-{mode}.mp4"
     stopper = RecordingSink(seconds=cfg.seconds * 2, min_frames=WARM_FRAMES + cfg.min_iters + 1)
     frames = max(cfg.pipeline_frames, WARM_FRAMES + cfg.min_iters + 1)
-    pipe = Pipeline(_app(clip, style, mode, OutputConfig(files=(str(out),)), frames),
-                    source=VideoFileSource(clip))
+    output = OutputConfig(files=(str(out),), encoder_threads=resolve_encoder_threads(style.device))
+    pipe = Pipeline(_app(clip, style, mode, output, frames), source=VideoFileSource(clip))
     pipe.sinks.append(stopper)  # beside the real VideoFileSink: stops a slow configuration early
     stopper.stop = pipe.stop
     _warm_segmenter(pipe, clip)

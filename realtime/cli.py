@@ -13,8 +13,8 @@ import sys
 import warnings
 
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
-                             StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device, resolve_style,
-                             resolve_subpixel, style_cycle)
+                             StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
+                             resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
 from realtime.errors import ConfigError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
@@ -88,7 +88,8 @@ def build_config(args: argparse.Namespace) -> AppConfig:
             notes.append(f"No display: writing the video to {os.path.abspath(DEFAULT_FILE)} "
                          "(choose with --output window|virtual|FILE.mp4).")
     files = tuple(o for o in outputs if o not in ("window", "virtual"))
-    output = OutputConfig(window="window" in outputs, virtual="virtual" in outputs, files=files)
+    output = OutputConfig(window="window" in outputs, virtual="virtual" in outputs, files=files,
+                          encoder_threads=resolve_encoder_threads(device))
     source = SourceConfig(spec=args.source, size=args.size, loop=output.live)
     return AppConfig(
         source=source,

@@ -118,7 +118,8 @@ class Pipeline:
             audio = getattr(self.source, "path", None) if getattr(self.source, "has_audio", False) else None
             for path in out.files:
                 # encoded on a thread of its own, in order: overlaps the next frame's compute
-                sinks.append(OrderedWorkerSink(sink=VideoFileSink(path=path, fps=fps, audio_from=audio)))
+                sinks.append(OrderedWorkerSink(sink=VideoFileSink(path=path, fps=fps, audio_from=audio,
+                                                                  threads=out.encoder_threads)))
         except BaseException:
             for sink in sinks:
                 getattr(sink, "abort", sink.close)()

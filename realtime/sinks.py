@@ -39,7 +39,8 @@ class _Sink:
 
 class VideoFileSink(_Sink):
     def __init__(self, *, path: str | os.PathLike, fps: float, audio_from: str | os.PathLike | None = None,
-                 crf: int = 20, preset: str = "veryfast"):
+                 crf: int = 20, preset: str = "veryfast", threads: int = 0):
+        """`threads`: libx264 threads; 0 = x264's own choice (see realtime.config.resolve_encoder_threads)."""
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
             raise SinkError(f"Output {self.path} must end in .mp4, .mov or .mkv (H.264 video).")
@@ -47,7 +48,7 @@ class VideoFileSink(_Sink):
             raise SinkError(f"Output folder {self.path.parent} does not exist.")
         self.temp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
         self.rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001 exactly
-        self.options = {"crf": str(crf), "preset": preset}
+        self.options = {"crf": str(crf), "preset": preset} | ({"threads": str(threads)} if threads else {})
         self.frames_written = 0
         self.size: tuple[int, int] | None = None  # fixed by the first frame
         self.encoded_size: tuple[int, int] | None = None  # `size` rounded down to even sides

@@ -127,6 +127,16 @@ def test_file_sink_fixes_size_on_first_frame_and_closes_twice(tmp_path):
     assert path.is_file() and sink.frames_written == 1
 
 
+def test_file_sink_gives_x264_the_threads_it_is_told(tmp_path):
+    """0 leaves x264 its own choice; a count reaches the encoder (realtime.config.resolve_encoder_threads)."""
+    for threads in (0, 1, 3):
+        path = tmp_path / f"t{threads}.mp4"
+        with VideoFileSink(path=path, fps=25, threads=threads) as sink:
+            sink.send(Frame(np.zeros((32, 48, 3), np.uint8), 0, 0.0))
+            assert sink._video.codec_context.thread_count == threads
+        assert len(read_video(path)[0]) == 1
+
+
 def test_file_sink_encodes_odd_sides_at_the_even_size_below(tmp_path, carphone):
     """yuv420p needs even sides: a 175x143 picture is written as 174x142, the last column and row cut."""
     rgb = np.ascontiguousarray(read_video(carphone)[0][0][:143, :175])

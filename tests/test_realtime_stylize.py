@@ -59,6 +59,8 @@ def test_cli_default_on_cpu_is_onnxruntime_and_flag_overrides(style_name, capsys
     assert main(["--device", "cpu", "--style", style_name, "--print-config"]) == 0
     style = json.loads(capsys.readouterr().out)["style"]
     assert style["backend"] == "onnxruntime" and style["subpixel"] is True
+    assert main(["--device", "cpu", "--style", style_name, "--output", "x.mp4", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["output"]["encoder_threads"] == 1  # the net's cores stay its own
     assert main(["--device", "cpu", "--style", style_name, "--backend", "torch", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["style"]["backend"] == "torch"
 
