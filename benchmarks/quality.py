@@ -12,6 +12,7 @@ Writes benchmarks/results/quality.json and quality.md, and stores the numbers in
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -36,11 +37,33 @@ def photos(size: int, count: int) -> dict[str, np.ndarray]:
     return {name: resize_max(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3]), size) for name in PHOTOS[:count]}
 
 
+def ceiling_key(recipe: dict, painting_file: Path, photo: str, size: int, gatys_steps: int, device: str) -> dict:
+    """Everything a Gatys ceiling depends on: the painting's bytes, the objective of the recipe, the photo,
+    the evaluation size and the optimizer's steps. Nothing of the fast net: a style's full and lite nets,
+    or a net before and after fine-tuning with the same objective, share one ceiling."""
+    return {"painting_sha256": hashlib.sha256(painting_file.read_bytes()).hexdigest(),
+            **{k: recipe[k] for k in ("style_size", "content_weight", "style_weight", "tv_weight",
+                                      "content_layers", "style_layers")},
+            "photo": photo, "size": size, "gatys_steps": gatys_steps, "device": device}
+
+
+def earlier_ceiling(key: dict, earlier: dict[str, dict]) -> tuple[str, dict] | None:
+    """(style name, its per-photo row) of an earlier score whose ceiling has this exact key."""
+    for name, result in earlier.items():
+        for row in result.get("per_photo", {}).values():
+            if row.get("ceiling_key") == key:
+                return name, row
+    return None
+
+
 def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size: int, gatys_steps: int,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", earlier: dict[str, dict] | None = None) -> dict:
+    """`earlier`: results of earlier runs (quality.json's "styles"); a Gatys ceiling with the same
+    `ceiling_key` is taken from there instead of optimized again (10-14 min a photo on a 2-core CPU)."""
     entry = registry.info(name)
     recipe = entry.recipe
-    painting = load_rgb(styles_dir / recipe["style_image"])
+    painting_file = styles_dir / recipe["style_image"]
+    painting = load_rgb(painting_file)
     content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
     vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers))).to(device)
     # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
@@ -61,10 +84,18 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
             padded, (h, w) = pad_to_stride(x, net.config.stride)
             fast = net(padded)[..., :h, :w]
         fast_terms = {k: float(v) for k, v in criterion(fast, targets).items()}
+        key = ceiling_key(recipe, painting_file, photo, size, gatys_steps, device)
+        found = earlier_ceiling(key, earlier or {})
+        if found:
+            source, row = found
+            rows[photo] = {"net": fast_terms, "gatys": row["gatys"], "gatys_seconds": row["gatys_seconds"],
+                           "ceiling_key": key, "gatys_from": row.get("gatys_from", source)}
+            continue
         result = gatys.run(rgb, painting, gcfg, device=device, vgg=vgg, progress=False)
         with torch.no_grad():
             ceiling = {k: float(v) for k, v in criterion(to_tensor(result.image).to(device), targets).items()}
-        rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"]}
+        rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"],
+                       "ceiling_key": key}
     mean = lambda who, key: float(np.mean([r[who][key] for r in rows.values()]))  # noqa: E731
     summary = {"size": size, "photos": list(images), "gatys_steps": gatys_steps, "device": device,
                "net_content": mean("net", "content"), "net_style": mean("net", "style"),
@@ -97,19 +128,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gatys-steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (the Gatys ceilings at 512 px want a GPU)")
+    p.add_argument("--fresh-ceilings", action="store_true",
+                   help="optimize every Gatys ceiling again, even where quality.json holds one of the same objective")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"error: --device {args.device} was asked for but CUDA is not available; use --device cpu.", file=sys.stderr)
         return 1
+    path = RESULTS / "quality.json"
+    earlier = json.loads(path.read_text())["styles"] if path.is_file() else {}
     try:
         names = args.names or registry.list_styles()
         images = photos(args.size, args.photos)
         results = {}
         for name in names:
             print(f"scoring {name} ...", flush=True)
-            results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device)
+            results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device,
+                                        earlier={} if args.fresh_ceilings else earlier)
             write_manifest_metrics(name, results[name]["summary"])
     except (ImageError, registry.StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -118,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"cpu": machine.cpu_model(), "threads": torch.get_num_threads(), "versions": machine.versions(),
             "git": machine.git_revision(), "other_load": machine.other_load()}
     # Styles scored earlier (styles trained at different times) are kept; the ones scored now replace theirs.
-    path = RESULTS / "quality.json"
-    earlier = json.loads(path.read_text())["styles"] if path.is_file() else {}
     merged = {name: earlier[name] for name in registry.list_styles() if name in earlier} | results
     path.write_text(json.dumps({"meta": meta, "styles": dict(sorted(merged.items()))}, indent=2) + "\n")
     (RESULTS / "quality.md").write_text(markdown(dict(sorted(merged.items()))))

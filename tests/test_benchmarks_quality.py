@@ -1,0 +1,43 @@
+"""benchmarks.quality: the net/Gatys ratios it reports, and Gatys ceilings reused only for the same objective.
+A tiny configuration (48 px, 2 L-BFGS steps) with a scikit-image photo standing in for the painting."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import skimage.data
+
+from benchmarks import quality
+from nets import registry
+from nets.images import save_rgb
+
+
+@pytest.fixture()
+def styles_dir(tmp_path, style_name):
+    save_rgb(tmp_path / registry.info(style_name).recipe["style_image"], skimage.data.coffee())
+    return tmp_path
+
+
+def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_dir, style_name):
+    r = quality.score_style(style_name, styles_dir, quality.photos(48, 1), 48, 2)
+    (row,) = r["per_photo"].values()  # unrounded terms (the summary rounds to 4 decimals)
+    for term in ("content", "style"):
+        assert row["net"][term] > 0 and row["gatys"][term] > 0
+        assert math.isclose(r["summary"][f"{term}_ratio"], row["net"][term] / row["gatys"][term], rel_tol=1e-3)
+    assert row["ceiling_key"]["photo"] == "astronaut" and row["ceiling_key"]["gatys_steps"] == 2
+    assert "gatys_from" not in row
+
+
+def test_a_ceiling_is_reused_only_for_the_same_painting_and_objective(styles_dir, style_name):
+    images = quality.photos(48, 1)
+    first = quality.score_style(style_name, styles_dir, images, 48, 2)
+    again = quality.score_style(style_name, styles_dir, images, 48, 2, earlier={"lite.other": first})
+    (row0,), (row1,) = first["per_photo"].values(), again["per_photo"].values()
+    assert row1["gatys_from"] == "lite.other" and row1["gatys"] == row0["gatys"]
+    assert np.allclose([row1["net"][k] for k in ("content", "style")], [row0["net"][k] for k in ("content", "style")])
+    more_steps = quality.score_style(style_name, styles_dir, images, 48, 3, earlier={"lite.other": first})
+    assert "gatys_from" not in next(iter(more_steps["per_photo"].values()))
+    save_rgb(styles_dir / registry.info(style_name).recipe["style_image"], skimage.data.chelsea())  # another painting
+    repainted = quality.score_style(style_name, styles_dir, images, 48, 2, earlier={"lite.other": first})
+    assert "gatys_from" not in next(iter(repainted["per_photo"].values()))
