@@ -189,7 +189,9 @@ def cmd_train(args) -> None:
         print(json.dumps(asdict(cfg), indent=2))
     result = train(cfg, resume=args.resume, progress=not args.no_progress, export=not args.no_export)
     val = result["val"]
-    line = (f"trained {cfg.arch}.{cfg.name}: {result['steps']} steps, {result['images_per_s']} images/s, "
+    speed = (f"{result['images_per_s']} images/s" if result["new_steps"]
+             else "all of them in the checkpoint already, none trained now")
+    line = (f"trained {cfg.arch}.{cfg.name}: {result['steps']} steps, {speed}, "
             f"val content {val['content']:.4f}, val style {val['style']:.4f}")
     if "exported" in result:
         folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()

@@ -248,8 +248,9 @@ class Trainer:
             plot_losses(self.history, self.out / f"{cfg.arch}.{cfg.name}.loss.png")
         elapsed = time.time() - started
         metrics = self.validate()
-        result = {"val": metrics, "steps": self.step, "seconds": round(elapsed, 1),
-                  "images_per_s": round((self.step - self.run_start_step) * cfg.batch / max(elapsed, 1e-9), 3)}  # this run's
+        new_steps = self.step - self.run_start_step  # this run's
+        result = {"val": metrics, "steps": self.step, "new_steps": new_steps, "seconds": round(elapsed, 1),
+                  "images_per_s": round(new_steps * cfg.batch / max(elapsed, 1e-9), 3)}
         (self.out / f"{cfg.arch}.{cfg.name}.metrics.json").write_text(json.dumps(result, indent=2))
         return result
 

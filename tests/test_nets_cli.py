@@ -303,7 +303,9 @@ def test_train_then_styles_then_stylize(capsys, tmp_path, monkeypatch, caplog):
     with caplog.at_level("INFO", logger="nets.train"):
         rc, out, _ = run(capsys, *argv, "--steps", "5", "--print-config")  # --resume is the default
     assert rc == 0 and "5 steps" in out and '"steps": 5' in out
-    assert "at step 3" in caplog.text
+    assert "at step 3" in caplog.text and "images/s" in out
+    rc, out, _ = run(capsys, *argv, "--steps", "5")  # already there: exported again, nothing trained
+    assert rc == 0 and "5 steps, all of them in the checkpoint already" in out and "registered lite.swirls" in out
 
     rc, out, _ = run(capsys, *argv, "--steps", "2", "--no-resume", "--no-export", "--name", "fresh")
     assert rc == 0 and "2 steps" in out and "registered" not in out
