@@ -3,8 +3,9 @@
 Candidates, each on the same real frame at `cfg.cpu_path_size`: eager fp32 (NCHW), channels_last fp32,
 eager with the sub-pixel upsampling rewrite (`nets.subpixel`), bf16, `torch.compile` (inductor, fp32) and
 ONNX Runtime (`realtime.onnx_cpu`, what the Stylizer runs on the CPU, with the rewrite; and without it,
-as the before of that change), at 1 and 2 intra-op threads, and ONNX Runtime int8 (`benchmarks.int8`). The candidates are timed in interleaved
-rounds, so a burst of load from another process lands on all of them rather than on one. A path wins
+as the before of that change), at 1 and 2 intra-op threads, and ONNX Runtime int8 (`benchmarks.int8`).
+The candidates are timed in interleaved rounds, so a burst of load from another process lands on all of
+them rather than on one. A path wins
 only if its output matches eager fp32 (max abs difference <= `TOLERANCE`, ~2.5 uint8 levels).
 """
 from __future__ import annotations
