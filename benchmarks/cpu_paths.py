@@ -5,8 +5,8 @@ eager with the sub-pixel upsampling rewrite (`nets.subpixel`), bf16, `torch.comp
 ONNX Runtime (`realtime.onnx_cpu`, what the Stylizer runs on the CPU, with the rewrite; and without it,
 as the before of that change), at 1 and 2 intra-op threads, and ONNX Runtime int8 (`benchmarks.int8`).
 The candidates are timed in interleaved rounds, so a burst of load from another process lands on all of
-them rather than on one. A path wins
-only if its output matches eager fp32 (max abs difference <= `TOLERANCE`, ~2.5 uint8 levels).
+them rather than on one. A path wins only if its output matches eager fp32 (max abs difference <=
+`TOLERANCE`, ~2.5 uint8 levels).
 """
 from __future__ import annotations
 
