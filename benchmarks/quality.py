@@ -37,11 +37,11 @@ def photos(size: int, count: int) -> dict[str, np.ndarray]:
     return {name: resize_max(np.ascontiguousarray(getattr(skimage.data, name)()[..., :3]), size) for name in PHOTOS[:count]}
 
 
-def ceiling_key(recipe: dict, painting_file: Path, photo: str, size: int, gatys_steps: int, device: str) -> dict:
+def ceiling_key(recipe: dict, painting_sha256: str, photo: str, size: int, gatys_steps: int, device: str) -> dict:
     """Everything a Gatys ceiling depends on: the painting's bytes, the objective of the recipe, the photo,
     the evaluation size and the optimizer's steps. Nothing of the fast net: a style's full and lite nets,
     or a net before and after fine-tuning with the same objective, share one ceiling."""
-    return {"painting_sha256": hashlib.sha256(painting_file.read_bytes()).hexdigest(),
+    return {"painting_sha256": painting_sha256,
             **{k: recipe[k] for k in ("style_size", "content_weight", "style_weight", "tv_weight",
                                       "content_layers", "style_layers")},
             "photo": photo, "size": size, "gatys_steps": gatys_steps, "device": device}
@@ -64,6 +64,7 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
     recipe = entry.recipe
     painting_file = styles_dir / recipe["style_image"]
     painting = load_rgb(painting_file)
+    painting_sha256 = hashlib.sha256(painting_file.read_bytes()).hexdigest()
     content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
     vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers))).to(device)
     # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
@@ -84,7 +85,7 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
             padded, (h, w) = pad_to_stride(x, net.config.stride)
             fast = net(padded)[..., :h, :w]
         fast_terms = {k: float(v) for k, v in criterion(fast, targets).items()}
-        key = ceiling_key(recipe, painting_file, photo, size, gatys_steps, device)
+        key = ceiling_key(recipe, painting_sha256, photo, size, gatys_steps, device)
         found = earlier_ceiling(key, earlier or {})
         if found:
             source, row = found
@@ -137,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --device {args.device} was asked for but CUDA is not available; use --device cpu.", file=sys.stderr)
         return 1
     path = RESULTS / "quality.json"
-    earlier = json.loads(path.read_text())["styles"] if path.is_file() else {}
+    try:
+        earlier = json.loads(path.read_text())["styles"] if path.is_file() else {}
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        print(f"error: {path} is not a quality results file ({type(exc).__name__}: {exc}); "
+              "move it away to start a new one.", file=sys.stderr)
+        return 1
     try:
         names = args.names or registry.list_styles()
         images = photos(args.size, args.photos)

@@ -41,3 +41,11 @@ def test_a_ceiling_is_reused_only_for_the_same_painting_and_objective(styles_dir
     save_rgb(styles_dir / registry.info(style_name).recipe["style_image"], skimage.data.chelsea())  # another painting
     repainted = quality.score_style(style_name, styles_dir, images, 48, 2, earlier={"lite.other": first})
     assert "gatys_from" not in next(iter(repainted["per_photo"].values()))
+
+
+def test_a_damaged_results_file_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    (tmp_path / "quality.json").write_text("{not json")
+    assert quality.main(["--styles-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "quality.json" in err and "\n" not in err
