@@ -15,7 +15,7 @@ import warnings
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
                              resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
-from realtime.errors import ConfigError, StyleCamError
+from realtime.errors import ConfigError, SourceError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
 
@@ -62,6 +62,35 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: samefile where both exist (links, case-folding file systems),
+    else the resolved paths."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_output_files(files: tuple[str, ...], source_spec: str) -> None:
+    """No output file may be the input (it would be replaced by its painted version) or appear twice
+    (two writers on one file leave neither video)."""
+    if not files:
+        return
+    inputs = [source_spec] if os.path.isfile(source_spec) else []
+    if source_spec in ("auto", "sample"):
+        from realtime.sources import sample_path
+
+        try:
+            inputs.append(sample_path())
+        except SourceError:  # no sample installed: nothing to protect; the source reports it if it is used
+            pass
+    for i, out in enumerate(files):
+        if any(same_file(out, src) for src in inputs):
+            raise ConfigError(f"Output {out} is the input video; it would be overwritten. Choose another output file.")
+        if any(same_file(out, earlier) for earlier in files[:i]):
+            raise ConfigError(f"Output {out} is given twice; give each output file once.")
+
+
 def build_config(args: argparse.Namespace) -> AppConfig:
     notes = []
     if not 0.0 <= args.strength <= 1.0:
@@ -88,6 +117,7 @@ def build_config(args: argparse.Namespace) -> AppConfig:
             notes.append(f"No display: writing the video to {os.path.abspath(DEFAULT_FILE)} "
                          "(choose with --output window|virtual|FILE.mp4).")
     files = tuple(o for o in outputs if o not in ("window", "virtual"))
+    check_output_files(files, args.source)
     output = OutputConfig(window="window" in outputs, virtual="virtual" in outputs, files=files,
                           encoder_threads=resolve_encoder_threads(device))
     source = SourceConfig(spec=args.source, size=args.size, loop=output.live)

@@ -114,3 +114,25 @@ def test_broken_segmentation_model_is_one_line(tmp_path, carphone, style_name, c
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("error: MediaPipe could not build the person segmenter") and "--mode full" in lines[0]
     assert not out.exists() and not list(tmp_path.glob(".*part*"))
+
+
+@pytest.mark.parametrize("case", ["same path", "through a symlink", "given twice"])
+def test_an_output_that_would_overwrite_the_input_is_refused(case, tmp_path, carphone, capfd):
+    """Inputs are never modified: before this check `--source a.mp4 --output a.mp4` replaced the clip
+    with its painted version."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(carphone.read_bytes())
+    before = clip.read_bytes()
+    outputs = {"same path": [str(clip)],
+               "through a symlink": [str(tmp_path / "link.mp4")],
+               "given twice": [str(tmp_path / "a.mp4"), str(tmp_path / "." / "a.mp4")]}[case]
+    (tmp_path / "link.mp4").symlink_to(clip)
+    args = ["--source", str(clip)]
+    for out in outputs:
+        args += ["--output", out]
+    assert main(args + ["--max-frames", "2"]) == 2
+    err = capfd.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: Output "), err
+    assert ("given twice" in err) == (case == "given twice"), err
+    assert clip.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "link.mp4"], "an output was written"
