@@ -2,14 +2,17 @@
 
 The only place that prints errors and exits non-zero: a `StyleCamError` becomes one line on stderr
 and exit status 2; any other exception one line naming its type and exit status 1 (STYLECAM_DEBUG=1
-re-raises it for the traceback); Ctrl-C stops cleanly (exit 130 if it had to interrupt hard).
+re-raises it for the traceback); Ctrl-C, SIGTERM and SIGHUP stop cleanly (exit 130 if they had to interrupt hard).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
@@ -138,21 +141,45 @@ def quiet_native_logs() -> None:
     warnings.filterwarnings("ignore", message=".*MessageFactory.*")
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (`kill`) and SIGHUP (a closed terminal) raise KeyboardInterrupt, as Ctrl-C does, so a run
+    ended while it loads still cleans up (no temporary file left). While frames flow, `Pipeline.run`
+    turns all three into a clean stop instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signums = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt
+
+    for signum in signums:
+        signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="stylecam: %(message)s")
     quiet_native_logs()
     try:
-        config = build_config(args)
-        if args.print_config:
-            print(config.to_json())
-            return 0
-        from realtime.pipeline import Pipeline  # imports mediapipe and torch: after the flags are checked
+        with terminate_as_interrupt():
+            config = build_config(args)
+            if args.print_config:
+                print(config.to_json())
+                return 0
+            from realtime.pipeline import Pipeline  # imports mediapipe and torch: after the flags are checked
 
-        pipeline = Pipeline(config)
-        for note in config.notes + ((pipeline.note,) if pipeline.note else ()):
-            print(note, file=sys.stderr)
-        summary = pipeline.run()
+            pipeline = Pipeline(config)
+            for note in config.notes + ((pipeline.note,) if pipeline.note else ()):
+                print(note, file=sys.stderr)
+            summary = pipeline.run()
     except StyleCamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

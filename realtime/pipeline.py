@@ -8,7 +8,7 @@ Two ways to run, chosen by the outputs:
   dropped at the source, never queued.
 In both, segmentation of a frame runs on a worker thread while the same frame is stylized (MediaPipe
 and PyTorch both release the GIL). Ctrl-C sets a stop flag: the frame in flight finishes, sinks close,
-files stay valid; a second Ctrl-C raises KeyboardInterrupt.
+files stay valid; a second Ctrl-C raises KeyboardInterrupt. SIGTERM and SIGHUP do the same.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class Summary:
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     dropped: int = 0
-    interrupted: bool = False
+    stopped_by: str = ""  # "Ctrl-C", "SIGTERM", "SIGHUP": the signal that ended the run early; "" = ran out
     files: dict[str, int] = field(default_factory=dict)  # output path -> frames written
     # virtual camera device -> (frames it was sent, frames its newest-wins queue dropped); the two add
     # up to `frames`
@@ -78,7 +78,7 @@ class Summary:
         return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} FPS, latency p50 "
                 f"{self.latency_p50_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms"
                 + (f", {self.dropped} dropped" if self.dropped else "")
-                + (" (stopped by Ctrl-C)" if self.interrupted else "") + (f"; wrote {where}" if where else "")
+                + (f" (stopped by {self.stopped_by})" if self.stopped_by else "") + (f"; wrote {where}" if where else "")
                 + (f"; virtual camera {cams}" if cams else ""))
 
 
@@ -173,7 +173,7 @@ class Pipeline:
         if self.config.max_frames:
             total = min(total or self.config.max_frames, self.config.max_frames)
         bar = tqdm(total=total, unit="frame", disable=self.live, dynamic_ncols=True, leave=False)
-        restore = self._install_sigint()
+        restore = self._install_stop_signals()
         ok = False
         t0 = time.perf_counter()
         dropped_at_start = 0
@@ -199,7 +199,7 @@ class Pipeline:
         finally:
             bar.close()
             restore()
-            summary.interrupted = self._interrupted
+            summary.stopped_by = self._stopped_by
             summary.seconds = time.perf_counter() - t0
             self.close(ok=ok)
         summary.fps = summary.frames / summary.seconds if summary.seconds > 0 else 0.0
@@ -209,21 +209,27 @@ class Pipeline:
         summary.virtual = {s.device: (s.frames_sent, s.dropped) for s in self.sinks if isinstance(s, VirtualCameraSink)}
         return summary
 
-    _interrupted = False
+    _stopped_by = ""  # set by a stop signal
 
-    def _install_sigint(self):
+    def _install_stop_signals(self):
+        """Ctrl-C, `kill` (SIGTERM) and a closed terminal (SIGHUP) end the run the same way: the frame in
+        flight finishes and the files are closed valid. A second signal raises KeyboardInterrupt."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+        if hasattr(signal, "SIGHUP"):  # POSIX only
+            names[signal.SIGHUP] = "SIGHUP"
+        previous = {signum: signal.getsignal(signum) for signum in names}
 
-        def on_sigint(signum, _frame):
+        def on_stop_signal(signum, _frame):
             if self.stop.is_set():
-                raise KeyboardInterrupt  # second Ctrl-C: stop now
-            self._interrupted = True
+                raise KeyboardInterrupt  # the second one: stop now
+            self._stopped_by = names[signum]
             self.stop.set()
 
-        signal.signal(signal.SIGINT, on_sigint)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        for signum in names:
+            signal.signal(signum, on_stop_signal)
+        return lambda: [signal.signal(signum, handler) for signum, handler in previous.items()]
 
     def close(self, ok: bool = True) -> None:
         """Close sinks (files renamed into place when ok, removed otherwise), then stages. Safe twice.
@@ -232,7 +238,7 @@ class Pipeline:
         first: BaseException | None = None
         for sink in getattr(self, "sinks", []):
             try:
-                if not ok and isinstance(_inner(sink), VideoFileSink) and not self._interrupted:
+                if not ok and isinstance(_inner(sink), VideoFileSink) and not self._stopped_by:
                     sink.abort()
                 else:
                     sink.close()
