@@ -144,27 +144,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {path} is not a quality results file ({type(exc).__name__}: {exc}); "
               "move it away to start a new one.", file=sys.stderr)
         return 1
+    meta = {"cpu": machine.cpu_model(), "threads": torch.get_num_threads(), "versions": machine.versions(),
+            "git": machine.git_revision(), "other_load": machine.other_load()}
+    results = {}
     try:
         names = args.names or registry.list_styles()
         images = photos(args.size, args.photos)
-        results = {}
-        for name in names:
-            print(f"scoring {name} ...", flush=True)
+        for i, name in enumerate(names, 1):
+            print(f"scoring {name} ({i}/{len(names)}) ...", flush=True)
             results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device,
                                         earlier={} if args.fresh_ceilings else earlier)
             write_manifest_metrics(name, results[name]["summary"])
+            write_results(path, earlier, results, meta)  # after each style: a stopped run keeps what it scored
     except (ImageError, registry.StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"cpu": machine.cpu_model(), "threads": torch.get_num_threads(), "versions": machine.versions(),
-            "git": machine.git_revision(), "other_load": machine.other_load()}
-    # Styles scored earlier (styles trained at different times) are kept; the ones scored now replace theirs.
-    merged = {name: earlier[name] for name in registry.list_styles() if name in earlier} | results
-    path.write_text(json.dumps({"meta": meta, "styles": dict(sorted(merged.items()))}, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(markdown(dict(sorted(merged.items()))))
+    except KeyboardInterrupt:
+        print(f"interrupted; {len(results)} style(s) scored and kept in {path}", file=sys.stderr)
+        return 130
     print(markdown(results))
     return 0
+
+
+def write_results(path: Path, earlier: dict[str, dict], results: dict[str, dict], meta: dict) -> None:
+    """Styles scored earlier (styles trained at different times) are kept; the ones scored now replace theirs."""
+    merged = {name: earlier[name] for name in registry.list_styles() if name in earlier} | results
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "styles": dict(sorted(merged.items()))}, indent=2) + "\n")
+    (path.parent / "quality.md").write_text(markdown(dict(sorted(merged.items()))))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 A tiny configuration (48 px, 2 L-BFGS steps) with a scikit-image photo standing in for the painting."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -49,3 +50,25 @@ def test_a_damaged_results_file_is_one_line_not_a_traceback(tmp_path, monkeypatc
     assert quality.main(["--styles-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "quality.json" in err and "\n" not in err
+
+
+def test_a_stopped_run_keeps_the_styles_it_scored(tmp_path, monkeypatch, capsys):
+    """Scoring takes 10-14 min a style on this CPU: results are written after each one, not at the end."""
+    two = registry.list_styles()[:2]
+    if len(two) < 2:
+        pytest.skip("needs two registered styles")
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(quality, "write_manifest_metrics", lambda name, summary: None)  # not the repo's manifest
+    row = {"summary": {"size": 48, "net_content": 2.0, "gatys_content": 1.0, "content_ratio": 2.0,
+                       "net_style": 3.0, "gatys_style": 1.0, "style_ratio": 3.0}, "per_photo": {}}
+
+    def score_or_stop(name, *args, **kwargs):
+        if name == two[1]:
+            raise KeyboardInterrupt
+        return row
+
+    monkeypatch.setattr(quality, "score_style", score_or_stop)
+    assert quality.main(["--styles-dir", str(tmp_path), "--names", *two]) == 130
+    assert json.loads((tmp_path / "quality.json").read_text())["styles"] == {two[0]: row}
+    assert f"| {two[0]} | 48 |" in (tmp_path / "quality.md").read_text()
+    assert "1 style(s) scored and kept" in capsys.readouterr().err
