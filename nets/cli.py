@@ -23,6 +23,7 @@ import torch
 from nets import gatys, registry
 from nets.images import ImageError, check_output, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
 from nets.registry import StyleError
+from nets.signals import terminate_as_interrupt
 from nets.train import CREDITS, CheckpointError, TrainConfig, train
 from nets.transformer_net import ARCHS, pad_to_stride
 from nets.vgg import LAYER_NAMES, VGG16, VGGWeightsError, default_weights_path, fetch
@@ -307,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "threads", 0) > 0:
             torch.set_num_threads(args.threads)
-        args.func(args)
+        with terminate_as_interrupt():  # `kill` saves a training checkpoint as Ctrl-C does
+            args.func(args)
         return 0
     except KeyboardInterrupt:
         note = " (checkpoint saved; run the same command to resume)" if args.command == "train" else ""

@@ -7,14 +7,12 @@ re-raises it for the traceback); Ctrl-C, SIGTERM and SIGHUP stop cleanly (exit 1
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import signal
 import sys
-import threading
 import warnings
 
+from nets.signals import terminate_as_interrupt
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
                              resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
@@ -141,29 +139,6 @@ def quiet_native_logs() -> None:
     warnings.filterwarnings("ignore", message=".*MessageFactory.*")
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM (`kill`) and SIGHUP (a closed terminal) raise KeyboardInterrupt, as Ctrl-C does, so a run
-    ended while it loads still cleans up (no temporary file left). While frames flow, `Pipeline.run`
-    turns all three into a clean stop instead."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signums = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {signum: signal.getsignal(signum) for signum in signums}
-
-    def interrupt(signum, _frame):
-        raise KeyboardInterrupt
-
-    for signum in signums:
-        signal.signal(signum, interrupt)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="stylecam: %(message)s")
@@ -176,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from realtime.pipeline import Pipeline  # imports mediapipe and torch: after the flags are checked
 
-            pipeline = Pipeline(config)
+            pipeline = Pipeline(config)  # while frames flow, Pipeline.run makes stop signals a clean stop
             for note in config.notes + ((pipeline.note,) if pipeline.note else ()):
                 print(note, file=sys.stderr)
             summary = pipeline.run()

@@ -1,4 +1,6 @@
 """Training on a handful of scikit-image photos: the loss falls, exports load, checkpoints resume."""
+import os
+import signal
 from dataclasses import replace
 
 import pytest
@@ -103,3 +105,28 @@ def test_a_resume_with_nothing_left_to_do_reports_no_speed(cfg, tmp_path):
     train(done, progress=False, export=False)
     again = train(done, progress=False, export=False)  # resumes at the last step: validates, trains nothing
     assert again["steps"] == 2 and again["images_per_s"] == 0
+
+
+def test_sigterm_saves_the_checkpoint_as_ctrl_c_does(cfg, tmp_path, monkeypatch, capsys):
+    """`kill` or a CI time-out sends SIGTERM, whose default ends Python at once: the steps since the last
+    checkpoint were lost. `stylecam train` now treats it as Ctrl-C: checkpoint saved, exit 130."""
+    from nets import cli
+
+    real_loss = Trainer.loss
+
+    def loss_then_terminated(self, batch):
+        if self.step == 3:  # between checkpoints (every 5)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(self, batch)
+
+    monkeypatch.setattr(Trainer, "loss", loss_then_terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "run"
+    rc = cli.main(["train", cfg.style_image, "--content", cfg.content_dir, "--arch", "lite", "--size", "64",
+                   "--style-size", "96", "--batch", "2", "--steps", "16", "--checkpoint-every", "5",
+                   "--val-count", "2", "--val-size", "64", "--style-layers", "relu1_2,relu2_2", "--out-dir", str(out),
+                   "--no-export", "--no-progress", "--device", "cpu"])
+    assert rc == 130 and "checkpoint saved" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
+    trainer = Trainer(replace(cfg, out_dir=str(out)))
+    assert trainer.resume() and trainer.step == 3
