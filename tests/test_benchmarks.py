@@ -212,3 +212,24 @@ def test_gallery_resolves_bare_names_and_refuses_bad_input_in_one_line(tmp_path,
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_device_wheels_slim_drops_only_the_models_stylecam_never_loads(tmp_path):
+    """MediaPipe's 36 MB wheel must fit a device call's 64 MiB: other solutions' .tflite models go,
+    the selfie segmentation models and every Python module stay (mediapipe imports them all)."""
+    import zipfile
+
+    from benchmarks import device_wheels
+
+    wheel = tmp_path / "mediapipe-0.10.21-cp312-cp312-manylinux_2_28_x86_64.whl"
+    files = {"mediapipe/__init__.py": b"x", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite": b"p" * 5000,
+             "mediapipe/modules/objectron/calculators/annotation_data_pb2.py": b"y",
+             "mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite": b"s" * 100}
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    before, after = device_wheels.slim(wheel)
+    assert after < before
+    with zipfile.ZipFile(wheel) as z:
+        assert sorted(z.namelist()) == sorted(set(files) - {"mediapipe/modules/pose_landmark/pose_landmark_full.tflite"})
+        assert z.read("mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite") == b"s" * 100
