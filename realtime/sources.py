@@ -369,6 +369,9 @@ def open_source(cfg: SourceConfig, *, live: bool) -> tuple[object, str | None]:
             raise SourceError(f"No camera at index {spec}. Use --source FILE, or --source sample.")
         return CameraSource(device, size=cfg.size or DEFAULT_SIZE, fps=cfg.fps,
                             reopen_attempts=cfg.reopen_attempts), None
+    if "://" in spec:  # Path() would fold "rtsp://" into "rtsp:/" and call it a missing file
+        raise SourceError(f"{spec} is a network stream, which StyleCam does not read; use a camera index, "
+                          "a video or image file, or --source sample.")
     if Path(spec).suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(spec, size=cfg.size, fps=cfg.fps, repeat=live), None
     return VideoFileSource(spec, size=cfg.size, loop=cfg.loop, pace=live), None

@@ -24,10 +24,12 @@ def bad_sources(tmp_path, carphone) -> dict[str, tuple[str, str]]:
         "corrupt file": (str(truncated), "not a readable video"),
         "zero-byte file": (str(empty), "empty (0 bytes)"),
         "image given as video": (str(image_as_video), "is an image, not a video"),
+        "network stream": ("rtsp://192.0.2.1/stream", "rtsp://192.0.2.1/stream is a network stream"),
     }
 
 
-CASES = ["no camera", "missing file", "corrupt file", "zero-byte file", "image given as video", "unknown style"]
+CASES = ["no camera", "missing file", "corrupt file", "zero-byte file", "image given as video", "network stream",
+         "unknown style"]
 
 
 def shown_lines(err: str) -> list[str]:
