@@ -129,7 +129,7 @@ def cmd_stylize(args) -> None:
     print(f"{out}  ({style.name}, {w}x{h}, {time.perf_counter() - started:.2f} s on {device})")
 
 
-def cmd_gatys(args) -> None:
+def cmd_gatys(args) -> int:
     content_path, style_path = Path(args.content), Path(args.style)
     out = Path(args.out) if args.out else content_path.with_name(f"{content_path.stem}.gatys.{style_path.stem}.png")
     check_output(out)  # before minutes of optimisation, not after
@@ -154,13 +154,16 @@ def cmd_gatys(args) -> None:
         if person.mean() < 0.005:
             raise CLIError(f"MediaPipe found no person in {content_path}; --mask needs a photo of a person.")
         mask = person if args.mask == "person" else 1.0 - person
-    result = gatys.run(content, style, cfg, device=device, mask=mask, progress=not args.no_progress)
+    result = gatys.run(content, style, cfg, device=device, mask=mask, progress=not args.no_progress,
+                       keep_on_interrupt=True)
     result.metrics |= {"content_image": str(content_path), "style_image": str(style_path), "mask": args.mask}
     paths = gatys.save(result, out)
-    final = result.metrics["final"]
-    print(f"{paths['image']}  ({result.metrics['steps']} iterations, {result.metrics['seconds']} s on {device}; "
+    final, metrics = result.metrics["final"], result.metrics
+    stopped = f" of {metrics['planned_steps']}, stopped by Ctrl-C" if metrics["interrupted"] else ""
+    print(f"{paths['image']}  ({metrics['steps']} iterations{stopped}, {metrics['seconds']} s on {device}; "
           f"content {final['content']:.3f}, style {final['style']:.3f}; curve {paths['loss_curve'].name}, "
           f"metrics {paths['metrics'].name})")
+    return 130 if metrics["interrupted"] else 0  # the image so far is saved, but the run did not finish
 
 
 TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "content_weight", "style_weight", "tv_weight",
@@ -309,8 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "threads", 0) > 0:
             torch.set_num_threads(args.threads)
         with terminate_as_interrupt():  # `kill` saves a training checkpoint as Ctrl-C does
-            args.func(args)
-        return 0
+            return args.func(args) or 0
     except KeyboardInterrupt:
         note = " (checkpoint saved; run the same command to resume)" if args.command == "train" else ""
         print(f"{prog}: interrupted{note}", file=sys.stderr)

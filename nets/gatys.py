@@ -122,9 +122,13 @@ def _resize_to(t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 
 def run(content: np.ndarray, style: np.ndarray, cfg: GatysConfig = GatysConfig(), device: str | torch.device = "cpu",
-        mask: np.ndarray | None = None, vgg: VGG16 | None = None, progress: bool = True) -> GatysResult:
+        mask: np.ndarray | None = None, vgg: VGG16 | None = None, progress: bool = True,
+        keep_on_interrupt: bool = False) -> GatysResult:
     """Stylize uint8 (H, W, 3) RGB `content` with `style`. `mask` (H, W) of the content: 1 = stylize.
-    `vgg` may be passed to reuse one loaded network (it must provide the configured layers)."""
+    `vgg` may be passed to reuse one loaded network (it must provide the configured layers).
+    `keep_on_interrupt`: Ctrl-C after the first iteration returns the image so far (at full size,
+    metrics["interrupted"] True) instead of raising KeyboardInterrupt; callers that need a finished
+    optimization (the quality ceiling) leave it off."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -157,6 +161,7 @@ def run(content: np.ndarray, style: np.ndarray, cfg: GatysConfig = GatysConfig()
         bar.set_postfix(size=level_side, content=f"{values['content']:.3f}", style=f"{values['style']:.3f}")
 
     image = None
+    interrupted = False
     try:
         for level, level_side in enumerate(levels):
             hw = (max(1, round(h * level_side / side)), max(1, round(w * level_side / side)))
@@ -194,24 +199,35 @@ def run(content: np.ndarray, style: np.ndarray, cfg: GatysConfig = GatysConfig()
                 return objective.detach() * scale
 
             n = cfg.steps if level == 0 else cfg.fine_steps
-            if cfg.optimizer == "lbfgs" and n:
-                # One call runs the whole level: the strong-Wolfe line search keeps L-BFGS stable without a
-                # tuned step size, and max_eval caps forward/backward passes (a line search may finish a
-                # few past it). Bounds are applied in compose(), not in place: an in-place clamp would
-                # break L-BFGS's curvature pairs.
-                opt = torch.optim.LBFGS([free], lr=cfg.learning_rate, max_iter=n, max_eval=n,
-                                        history_size=cfg.lbfgs_history, tolerance_grad=0.0,
-                                        tolerance_change=1e-12, line_search_fn="strong_wolfe")
-                opt.step(closure)
-            else:
-                opt = torch.optim.Adam([free], lr=cfg.learning_rate)
-                for _ in range(n):
+            try:
+                if cfg.optimizer == "lbfgs" and n:
+                    # One call runs the whole level: the strong-Wolfe line search keeps L-BFGS stable without
+                    # a tuned step size, and max_eval caps forward/backward passes (a line search may finish a
+                    # few past it). Bounds are applied in compose(), not in place: an in-place clamp would
+                    # break L-BFGS's curvature pairs.
+                    opt = torch.optim.LBFGS([free], lr=cfg.learning_rate, max_iter=n, max_eval=n,
+                                            history_size=cfg.lbfgs_history, tolerance_grad=0.0,
+                                            tolerance_change=1e-12, line_search_fn="strong_wolfe")
                     opt.step(closure)
-                    with torch.no_grad():
-                        free.clamp_(0, 1)
+                else:
+                    opt = torch.optim.Adam([free], lr=cfg.learning_rate)
+                    for _ in range(n):
+                        opt.step(closure)
+                        with torch.no_grad():
+                            free.clamp_(0, 1)
+            except KeyboardInterrupt:
+                if not keep_on_interrupt or not history:
+                    raise
+                interrupted = True
             with torch.no_grad():
                 image = compose().detach().clamp(0, 1)
-                final = criterion(image, targets, m)
+                final = criterion(image, targets, m)  # at this level's size
+                if interrupted and hw != (h, w):  # stopped at a coarse level: the image at full size
+                    image = _resize_to(image, (h, w)).clamp(0, 1)
+                    if full_m is not None:
+                        image = full_m * image + (1 - full_m) * full_c
+            if interrupted:
+                break
     finally:
         bar.close()
     final_terms = {k: round(float(v), 6) for k, v in final.items()}
@@ -221,6 +237,8 @@ def run(content: np.ndarray, style: np.ndarray, cfg: GatysConfig = GatysConfig()
         "final": final_terms,
         "first": {k: history[0][k] for k in ("content", "style", "tv", "total")},
         "steps": len(history),
+        "planned_steps": total_steps,
+        "interrupted": interrupted,
         "seconds": round(time.perf_counter() - started, 2),
         "levels": list(levels),
         "output_size": [w, h],

@@ -286,6 +286,29 @@ def test_gatys_interrupt(capsys, pics, monkeypatch):
     assert_one_line_error(rc, err, "interrupted")
 
 
+def test_gatys_ctrl_c_saves_the_image_so_far(capsys, pics, tmp_path, monkeypatch):
+    """Minutes of optimisation are not thrown away: Ctrl-C after some iterations saves the current image
+    (full size), its curve and metrics, says so, and exits 130."""
+    real, calls = cli.gatys._weighted, []
+
+    def weighted_then_ctrl_c(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(cli.gatys, "_weighted", weighted_then_ctrl_c)
+    out = tmp_path / "so_far.png"
+    rc, out_text, err = run(capsys, "gatys", pics["photo"], pics["painting"], *TINY_GATYS, "--optimizer", "adam",
+                            "--out", out, "--no-progress")
+    assert rc == 130, err
+    assert "3 iterations of" in out_text and "stopped by Ctrl-C" in out_text
+    metrics = json.loads(out.with_suffix(".metrics.json").read_text())
+    assert metrics["interrupted"] and metrics["steps"] == 3 < metrics["planned_steps"]
+    image = load_rgb(out)
+    assert image.shape[:2] == tuple(reversed(metrics["output_size"]))  # full size, even if stopped at a coarse level
+
+
 # --- train and styles -------------------------------------------------------------------------------------
 
 def test_train_then_styles_then_stylize(capsys, tmp_path, monkeypatch, caplog):
