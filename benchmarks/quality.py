@@ -23,7 +23,7 @@ import torch
 from benchmarks import machine
 from nets import gatys, registry
 from nets.images import ImageError, load_rgb, resize_max, to_tensor
-from nets.losses import PerceptualCriterion
+from nets.losses import PerceptualCriterion, stride_lattice
 from nets.transformer_net import pad_to_stride
 from nets.vgg import VGG16
 
@@ -85,22 +85,26 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
             padded, (h, w) = pad_to_stride(x, net.config.stride)
             fast = net(padded)[..., :h, :w]
         fast_terms = {k: float(v) for k, v in criterion(fast, targets).items()}
+        # A texture on the net's stride grid (a regular dot grid), next to the photo's own score (~0.002)
+        fast_terms["lattice"] = float(stride_lattice(fast, net.config.stride))
+        lattice = {"net": fast_terms["lattice"], "photo": float(stride_lattice(x, net.config.stride))}
         key = ceiling_key(recipe, painting_sha256, photo, size, gatys_steps, device)
         found = earlier_ceiling(key, earlier or {})
         if found:
             source, row = found
             rows[photo] = {"net": fast_terms, "gatys": row["gatys"], "gatys_seconds": row["gatys_seconds"],
-                           "ceiling_key": key, "gatys_from": row.get("gatys_from", source)}
+                           "ceiling_key": key, "gatys_from": row.get("gatys_from", source), "lattice": lattice}
             continue
         result = gatys.run(rgb, painting, gcfg, device=device, vgg=vgg, progress=False)
         with torch.no_grad():
             ceiling = {k: float(v) for k, v in criterion(to_tensor(result.image).to(device), targets).items()}
         rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"],
-                       "ceiling_key": key}
+                       "ceiling_key": key, "lattice": lattice}
     mean = lambda who, key: float(np.mean([r[who][key] for r in rows.values()]))  # noqa: E731
     summary = {"size": size, "photos": list(images), "gatys_steps": gatys_steps, "device": device,
                "net_content": mean("net", "content"), "net_style": mean("net", "style"),
-               "gatys_content": mean("gatys", "content"), "gatys_style": mean("gatys", "style")}
+               "gatys_content": mean("gatys", "content"), "gatys_style": mean("gatys", "style"),
+               "net_lattice": mean("lattice", "net"), "photo_lattice": mean("lattice", "photo")}
     summary["style_ratio"] = summary["net_style"] / max(summary["gatys_style"], 1e-9)
     summary["content_ratio"] = summary["net_content"] / max(summary["gatys_content"], 1e-9)
     return {"summary": {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}, "per_photo": rows}
@@ -110,13 +114,21 @@ def write_manifest_metrics(name: str, summary: dict) -> None:
     registry.update_metrics(name, {"quality": summary})
 
 
+def lattice_cell(summary: dict) -> str:
+    """The net's `stride_lattice` next to the photo's (rows scored before it was measured have none)."""
+    if "net_lattice" not in summary:
+        return "-"
+    return f"{summary['net_lattice']:.4f} ({summary['photo_lattice']:.4f})"
+
+
 def markdown(results: dict[str, dict]) -> str:
-    lines = ["| style | size px | net content | Gatys content | content ratio | net style | Gatys style | style ratio |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| style | size px | net content | Gatys content | content ratio | net style | Gatys style | style ratio "
+             "| stride lattice (photo) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         s = r["summary"]
         lines.append(f"| {name} | {s['size']} | {s['net_content']:.3f} | {s['gatys_content']:.3f} | {s['content_ratio']:.2f} "
-                     f"| {s['net_style']:.3f} | {s['gatys_style']:.3f} | {s['style_ratio']:.2f} |")
+                     f"| {s['net_style']:.3f} | {s['gatys_style']:.3f} | {s['style_ratio']:.2f} "
+                     f"| {lattice_cell(s)} |")
     return "\n".join(lines) + "\n"
 
 

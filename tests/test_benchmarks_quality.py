@@ -28,6 +28,9 @@ def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_
         assert math.isclose(r["summary"][f"{term}_ratio"], row["net"][term] / row["gatys"][term], rel_tol=1e-3)
     assert row["ceiling_key"]["photo"] == "astronaut" and row["ceiling_key"]["gatys_steps"] == 2
     assert "gatys_from" not in row
+    assert 0 <= row["lattice"]["photo"] < 0.05 and row["net"]["lattice"] == row["lattice"]["net"] > 0
+    assert r["summary"]["net_lattice"] == round(row["lattice"]["net"], 4)
+    assert f"{r['summary']['net_lattice']:.4f} (" in quality.markdown({style_name: r})
 
 
 def test_a_ceiling_is_reused_only_for_the_same_painting_and_objective(styles_dir, style_name):

@@ -65,3 +65,35 @@ def test_criterion_is_relative():
     torch.manual_seed(0)
     noise = crit(torch.rand_like(content), targets)
     assert noise["content"].item() > 0.1 and noise["tv"].item() > 0.3
+
+
+def test_stride_lattice_finds_a_pattern_on_the_grid_and_not_in_a_photo():
+    from nets.losses import stride_lattice
+    from nets_media import photo
+
+    rgb = torch.from_numpy(photo("astronaut", 256)).permute(2, 0, 1)[None].float() / 255
+    tile = torch.rand(1, 3, 8, 8)
+    gridded = (rgb + 0.2 * (tile.repeat(1, 1, 32, 32) - 0.5)).clamp(0, 1)  # an 8 px texture over the photo
+    plain, on_grid = float(stride_lattice(rgb, 8)), float(stride_lattice(gridded, 8))
+    assert plain < 0.01 and on_grid > 0.04  # the texture's RMS is 0.2 * 0.29 = 0.058
+    assert float(stride_lattice(gridded[..., 3:, 5:], 8)) > 0.04  # the grid's phase does not matter
+    assert float(stride_lattice(torch.full((2, 3, 16, 16), 0.4), 8).max()) < 1e-6  # float rounding only
+
+
+def test_shift_loss_is_zero_for_a_shift_equivariant_net_and_not_for_a_gridded_one():
+    from nets.losses import shift_loss
+
+    x = torch.rand(2, 3, 64, 64)
+    smooth = torch.nn.Conv2d(3, 3, 1)  # pointwise: equivariant everywhere, borders included
+    tile = torch.rand(1, 3, 8, 8)
+
+    def gridded(batch):  # paints a texture fixed to its own 8 px grid
+        h, w = batch.shape[-2:]
+        return batch + tile.repeat(1, 1, h // 8, w // 8)
+
+    with torch.no_grad():
+        for _ in range(5):  # random shifts
+            assert float(shift_loss(smooth, x, smooth(x), 8)) < 1e-10
+            assert float(shift_loss(gridded, x, gridded(x), 8)) > 1e-3
+    with pytest.raises(ValueError, match="at least 2 strides"):  # the moved crop would be empty
+        shift_loss(smooth, x[..., :12, :12], smooth(x[..., :12, :12]), 8)
