@@ -167,7 +167,17 @@ def cmd_gatys(args) -> int:
 
 
 TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "content_weight", "style_weight", "tv_weight",
-               "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed")
+               "shift_weight", "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed",
+               "init_from", "max_seconds")
+
+
+TRAIN_HELP = {
+    "shift_weight": "weight of the loss against textures locked to the net's stride grid (nets.losses.shift_loss); ",
+    "init_from": "without a checkpoint, start from this registered style's weights (e.g. lite.udnie) with a fresh "
+                 "optimizer; --steps is the total, its steps included; ",
+    "max_seconds": "stop after so many seconds of training and export the steps reached (a time-boxed GPU call); "
+                   "0 = no limit; ",
+}
 
 
 def cmd_train(args) -> None:
@@ -195,6 +205,8 @@ def cmd_train(args) -> None:
     val = result["val"]
     speed = (f"{result['images_per_s']} images/s" if result["new_steps"]
              else "all of them in the checkpoint already, none trained now")
+    if result["out_of_time"]:
+        speed += f" (stopped by --max-seconds {args.max_seconds:g}, {cfg.steps} asked for)"
     line = (f"trained {cfg.arch}.{cfg.name}: {result['steps']} steps, {speed}, "
             f"val content {val['content']:.4f}, val style {val['style']:.4f}")
     if "exported" in result:
@@ -283,7 +295,8 @@ def build_parser() -> Parser:
     for flag in TRAIN_FLAGS[1:]:
         value = _default(flag)
         hint = "the registry's folder (weights/, or $STYLECAM_WEIGHTS)" if flag == "weights_dir" else repr(value)
-        p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value, help=f"default {hint}")
+        p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value,
+                       help=TRAIN_HELP.get(flag, "") + f"default {hint}")
     p.add_argument("--content-layers", type=_layers, help=f"default {','.join(_default('content_layers'))}")
     p.add_argument("--style-layers", type=_layers, help=f"default {','.join(_default('style_layers'))}")
     for flag in CREDITS:  # for paintings that weights/paintings.json lacks (or credits wrongly)

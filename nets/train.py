@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from nets import registry
 from nets.images import ImageError, load_rgb, save_rgb, to_tensor, to_uint8
-from nets.losses import PerceptualCriterion
+from nets.losses import PerceptualCriterion, shift_loss, stride_lattice
 from nets.transformer_net import ARCHS, TransformerNet
 from nets.vgg import VGG16
 
@@ -33,12 +33,14 @@ CREDITS = ("painting", "artist", "year", "licence")  # manifest metadata, not pa
 
 
 class CheckpointError(RuntimeError):
-    """A training checkpoint that exists but cannot be resumed from."""
+    """A training checkpoint (or an --init-from style) that exists but cannot be resumed from."""
 
 
 # The recipe fields a resumed run may change (a later stage at a larger crop, a lower lr, ...): each
 # stretch of steps trained with one setting of them is recorded as a stage in the exported recipe.
-STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "device")
+STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "shift_weight",
+                "device")
+STAGE_DEFAULTS = {"shift_weight": 0.0}  # fields added later: what stages recorded before them trained with
 
 
 def stage_of(cfg: "TrainConfig", first: int, last: int, seconds: float | None) -> dict:
@@ -59,6 +61,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 5.0
     tv_weight: float = 1e-2
+    shift_weight: float = 0.0  # nets.losses.shift_loss: against textures locked to the net's stride grid
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     val_count: int = 8
@@ -69,6 +72,8 @@ class TrainConfig:
     weights_dir: str = ""  # where to export; default the registry's folder
     device: str = "cpu"
     seed: int = 0
+    init_from: str = ""  # a registered style (arch.style) to start from when there is no checkpoint
+    max_seconds: float = 0.0  # stop this run after so many seconds and export the steps reached (0: no limit)
     painting: str = ""  # these four override the style's entry in weights/paintings.json at export
     artist: str = ""
     year: str = ""
@@ -141,6 +146,7 @@ class Trainer:
         self.step, self.history = 0, []
         self.stages: list[dict] = []  # the finished stages before this run (from the checkpoint)
         self.run_start_step, self.run_started = 0, time.time()
+        self.started_from = ""  # set by start_from: this run began from a registered style's weights
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.out / f"{cfg.arch}.{cfg.name}.ckpt.safetensors"
@@ -149,8 +155,13 @@ class Trainer:
         cfg = self.cfg
         with self.autocast:
             targets = self.criterion.content_targets(batch)
-            terms = self.criterion(self.net(batch), targets)
+            output = self.net(batch)
+            terms = self.criterion(output, targets)
+            if cfg.shift_weight:
+                terms["shift"] = shift_loss(self.net, batch, output, self.net.config.stride)
         total = cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"]
+        if cfg.shift_weight:
+            total = total + cfg.shift_weight * terms["shift"]
         return total, {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}
 
     @torch.no_grad()
@@ -158,7 +169,9 @@ class Trainer:
         """Unweighted content and style loss on the fixed validation photos; also writes a preview."""
         terms = [self.loss(img[None])[1] for img in self.val_batch]
         metrics = {k: float(np.mean([t[k] for t in terms])) for k in ("content", "style", "tv")}
-        outs = [to_uint8(self.net(img[None])) for img in self.val_batch[:4]]
+        outs = [self.net(img[None]) for img in self.val_batch]
+        metrics["lattice"] = float(np.mean([float(stride_lattice(o, self.net.config.stride)) for o in outs]))
+        outs = [to_uint8(o) for o in outs[:4]]
         save_rgb(self.out / f"{self.cfg.arch}.{self.cfg.name}.preview.png", np.concatenate(outs, axis=1))
         return metrics
 
@@ -177,11 +190,13 @@ class Trainer:
         """The finished stages and this run's steps so far; a resume with an unchanged recipe extends the
         last stage instead of starting a new one."""
         now = stage_of(self.cfg, self.run_start_step, self.step, round(time.time() - self.run_started, 1))
+        if self.started_from:  # its own stage even with an unchanged recipe: Adam started afresh here
+            now["init_from"] = self.started_from
         stages = [dict(x) for x in self.stages]
         if self.step == self.run_start_step:
             return stages
         last = stages[-1] if stages else None
-        if last and all(last[k] == now[k] for k in STAGE_FIELDS) and last["steps"][1] == now["steps"][0]:
+        if last and not self.started_from and all(last.get(k, STAGE_DEFAULTS.get(k)) == now[k] for k in STAGE_FIELDS) and last["steps"][1] == now["steps"][0]:
             seconds = None if last["seconds"] is None else round(last["seconds"] + now["seconds"], 1)
             last.update(steps=[last["steps"][0], now["steps"][1]], seconds=seconds)
         else:
@@ -216,14 +231,33 @@ class Trainer:
                                   "delete it, or rerun with --no-resume to start over.") from exc
         return True
 
+    def start_from(self, name: str) -> None:
+        """Start from the weights of registered style `name`, with a fresh Adam state: a fine-tune of
+        shipped weights whose checkpoint stayed on the machine that trained them. Its recorded stages
+        open this run's recipe, and the step count goes on from its steps."""
+        entry = registry.info(name)  # an unknown name: StyleError listing the known ones
+        recipe = entry.recipe
+        if entry.arch != self.cfg.arch:
+            raise CheckpointError(f"--init-from {name} is a {entry.arch} net; this run trains a {self.cfg.arch} net.")
+        if recipe.get("steps", 0) >= self.cfg.steps:
+            raise CheckpointError(f"{name} has trained {recipe.get('steps', 0)} steps already; "
+                                  f"--steps {self.cfg.steps} adds none (give the total, e.g. --steps {recipe.get('steps', 0) + 200}).")
+        self.net.load_state_dict(registry.load(name).state_dict(), strict=True)
+        self.step = self.run_start_step = int(recipe.get("steps", 0))
+        single = {"steps": [0, self.step], **{k: recipe.get(k, STAGE_DEFAULTS.get(k)) for k in STAGE_FIELDS},
+                  "seconds": recipe.get("train_seconds")}
+        self.stages = [dict(x) for x in recipe.get("stages", [single] if self.step else [])]
+        self.started_from = name
+
     def run(self, progress: bool = True) -> dict:
         from tqdm import tqdm
 
         cfg, started = self.cfg, time.time()
         self.run_start_step, self.run_started = self.step, started
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"train {cfg.arch}.{cfg.name}", unit="step")
+        out_of_time = False
         try:
-            while self.step < cfg.steps:
+            while self.step < cfg.steps and not out_of_time:
                 for batch in self.loader:
                     batch = batch.to(self.device, non_blocking=True)
                     total, terms = self.loss(batch)
@@ -240,7 +274,8 @@ class Trainer:
                         self.save_checkpoint()
                     if self.step % cfg.val_every == 0:
                         self.history[-1]["val"] = self.validate()
-                    if self.step >= cfg.steps:
+                    out_of_time = bool(cfg.max_seconds) and time.time() - started >= cfg.max_seconds
+                    if self.step >= cfg.steps or out_of_time:
                         break
         finally:
             bar.close()
@@ -250,7 +285,7 @@ class Trainer:
         metrics = self.validate()
         new_steps = self.step - self.run_start_step  # this run's
         result = {"val": metrics, "steps": self.step, "new_steps": new_steps, "seconds": round(elapsed, 1),
-                  "images_per_s": round(new_steps * cfg.batch / max(elapsed, 1e-9), 3)}
+                  "images_per_s": round(new_steps * cfg.batch / max(elapsed, 1e-9), 3), "out_of_time": out_of_time}
         (self.out / f"{cfg.arch}.{cfg.name}.metrics.json").write_text(json.dumps(result, indent=2))
         return result
 
@@ -259,16 +294,16 @@ class Trainer:
         paintings = json.loads((registry.WEIGHTS_DIR / "paintings.json").read_text())
         credits = paintings.get(cfg.name, {}) | {k: getattr(cfg, k) for k in CREDITS if getattr(cfg, k)}
         recipe = {k: v for k, v in asdict(self.cfg).items()
-                  if k not in ("content_dir", "out_dir", "weights_dir", "style_image", *CREDITS)}
+                  if k not in ("content_dir", "out_dir", "weights_dir", "style_image", "max_seconds", *CREDITS)}
         stages = self.all_stages()
         seconds = [x["seconds"] for x in stages]
-        recipe |= {"style_image": Path(cfg.style_image).name, "device": str(self.device),
+        recipe |= {"style_image": Path(cfg.style_image).name, "device": str(self.device), "steps": self.step,
                    "train_seconds": round(sum(seconds), 1) if stages and None not in seconds else result["seconds"],
                    "images_seen": sum((x["steps"][1] - x["steps"][0]) * x["batch"] for x in stages) or self.step * cfg.batch}
         if len(stages) > 1:  # trained in stages (resumed with another recipe): the top-level fields are the last one's
             recipe["stages"] = stages
         metrics = {"val_content": round(result["val"]["content"], 5), "val_style": round(result["val"]["style"], 5),
-                   "val_size": cfg.val_size, "val_count": cfg.val_count}
+                   "val_lattice": round(result["val"]["lattice"], 5), "val_size": cfg.val_size, "val_count": cfg.val_count}
         folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
         return registry.register(self.net.cpu(), cfg.arch, cfg.name, folder, recipe=recipe, metrics=metrics, **credits)
 
@@ -299,6 +334,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, export: 
     trainer = Trainer(cfg)
     if resume and trainer.resume():
         log.info("resumed %s at step %d", trainer.ckpt_path, trainer.step)
+    elif cfg.init_from:
+        trainer.start_from(cfg.init_from)
+        log.info("starting from %s at step %d (fresh optimizer state)", cfg.init_from, trainer.step)
     result = trainer.run(progress)
     if export:
         result["exported"] = asdict(trainer.export(result))

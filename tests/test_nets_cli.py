@@ -356,18 +356,20 @@ def test_styles_empty(capsys, tmp_path, monkeypatch):
 @pytest.mark.parametrize("problem, words", [("no-dir", ["does not exist"]), ("one-photo", ["at least"]),
                                             ("no-style", ["No such image"]), ("layer", ["relu9_9"]),
                                             ("size", ["--size 12", "multiple of 8"]),
-                                            ("val-size", ["--val-size 8", "at least 16"])])
+                                            ("val-size", ["--val-size 8", "at least 16"]),
+                                            ("init-unknown", ["lite.nothing", "Known"])])
 def test_train_errors(capsys, tmp_path, pics, problem, words):
     content = tmp_path / "content"
     if problem != "no-dir":
         content.mkdir()
         write_photo(content / "only.png", "coffee", 64)
     style = tmp_path / "absent.png" if problem == "no-style" else pics["painting"]
-    if problem == "no-style":
+    if problem in ("no-style", "init-unknown"):
         write_photo(content / "two.png", "chelsea", 64)
         write_photo(content / "three.png", "rocket", 64)
     extra = {"layer": ["--style-layers", "relu1_2,relu9_9"], "size": ["--size", "12"],
-             "val-size": ["--val-size", "8"]}.get(problem, [])
+             "val-size": ["--val-size", "8"],
+             "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64"]}.get(problem, [])
     rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
                      "--no-progress", "--device", "cpu", *extra)
     assert_one_line_error(rc, err, *words)

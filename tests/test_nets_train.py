@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from nets_media import content_folder, write_painting, one_torch_thread  # noqa: F401 (autouse fixture)
 from nets import registry
-from nets.train import TrainConfig, Trainer, train
+from nets.train import CheckpointError, TrainConfig, Trainer, train
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +130,53 @@ def test_sigterm_saves_the_checkpoint_as_ctrl_c_does(cfg, tmp_path, monkeypatch,
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is put back
     trainer = Trainer(replace(cfg, out_dir=str(out)))
     assert trainer.resume() and trainer.step == 3
+
+
+def test_init_from_continues_a_registered_style_with_its_stages(cfg, tmp_path):
+    """Checkpoints stay on the machine that trained; a later fine-tune starts from the shipped weights."""
+    weights = tmp_path / "weights"
+    first = replace(cfg, steps=3, out_dir=str(tmp_path / "a"), weights_dir=str(weights), style_name="seed")
+    shipped = train(first, progress=False)["exported"]
+    os.environ["STYLECAM_WEIGHTS"] = str(weights)  # init_from reads the registry, as `stylecam train` does
+    try:
+        tune = replace(first, steps=5, size=48, shift_weight=10.0, out_dir=str(tmp_path / "b"), init_from="lite.seed")
+        trainer = Trainer(tune)
+        trainer.start_from("lite.seed")
+        start = registry.load("lite.seed").state_dict()
+        assert trainer.step == 3 and all(torch.equal(trainer.net.state_dict()[k], v) for k, v in start.items())
+        assert not trainer.opt.state_dict()["state"]  # a fresh Adam
+        recipe = train(tune, progress=False)["exported"]["recipe"]
+        assert [(s["steps"], s["size"], s.get("init_from")) for s in recipe["stages"]] == [
+            ([0, 3], 64, None), ([3, 5], 48, "lite.seed")]
+        assert recipe["stages"][0]["seconds"] == shipped["recipe"]["train_seconds"]
+        assert recipe["stages"][1]["shift_weight"] == 10.0 and recipe["images_seen"] == 5 * cfg.batch
+        assert "val_lattice" in registry.info("lite.seed").metrics
+
+        with pytest.raises(CheckpointError, match="adds none"):
+            Trainer(replace(tune, steps=5, out_dir=str(tmp_path / "c"))).start_from("lite.seed")
+        with pytest.raises(CheckpointError, match="is a lite net"):
+            Trainer(replace(tune, arch="full", steps=9, out_dir=str(tmp_path / "d"))).start_from("lite.seed")
+        with pytest.raises(registry.StyleError, match="lite.seed"):  # names the known styles
+            Trainer(replace(tune, steps=9, out_dir=str(tmp_path / "e"))).start_from("lite.nothing")
+    finally:
+        del os.environ["STYLECAM_WEIGHTS"]
+
+
+def test_the_shift_loss_is_a_training_term_when_weighted(cfg, tmp_path):
+    trainer = Trainer(replace(cfg, shift_weight=5.0, out_dir=str(tmp_path / "run")))
+    batch = next(iter(trainer.loader))
+    total, terms = trainer.loss(batch)
+    assert terms["shift"] > 0
+    weighted_sum = (cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"]
+                    + cfg.tv_weight * terms["tv"] + 5.0 * terms["shift"])
+    assert float(total.detach()) == pytest.approx(weighted_sum, rel=1e-5)
+    assert "shift" not in Trainer(replace(cfg, out_dir=str(tmp_path / "off"))).loss(batch)[1]
+
+
+def test_max_seconds_stops_the_run_and_exports_the_steps_reached(cfg, tmp_path):
+    timed = replace(cfg, steps=10_000, max_seconds=1e-3, out_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "w"),
+                    style_name="timed")
+    result = train(timed, progress=False)
+    assert result["out_of_time"] and result["steps"] == 1  # the check comes after each step
+    recipe = result["exported"]["recipe"]
+    assert recipe["steps"] == 1 and recipe["images_seen"] == cfg.batch and "max_seconds" not in recipe
