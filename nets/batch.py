@@ -6,19 +6,24 @@ registry, and returns at most 8 files from $OUT. So the work goes in three steps
     python -m nets.batch pack --styles ../shared/data/styles --content ../shared/data/content_256
         # -> .carry/ (git-ignored): paintings, the 256 px photos, VGG16 to conv4_3 in fp16 (~15 MB)
     # device run, carry [".carry"]; its python has torch but not this package installed:
-    PYTHONPATH=. python3 -m nets.batch train --carry .carry --arch full --jobs 5 --out $OUT/weights.tar
+    PYTHONPATH=. python3 -m nets.batch train --carry .carry --arch full --jobs 10 --out $OUT/weights.tar
     python -m nets.batch merge FILES_AT/weights.tar    # -> weights/*.safetensors + manifest entries
 
 `train` runs one `nets.cli train` subprocess per style, `--jobs` at a time (a small net leaves most of
-an H100 idle, so several styles share it), stops them at `--deadline` seconds (an interrupted run keeps
-its checkpoint, and its weights are not exported), and packs the exported weights, their manifest
-entries, loss curves, previews and metrics into one tar. `merge` checks each file's sha256 against the
+an H100 idle, so several styles share it), and packs the exported weights, their manifest entries, loss
+curves, previews and metrics into one tar. With more styles than `--jobs` they run in waves, and each
+wave gets an equal share of `--deadline`: every training gets its share (or what is left, if less), less
+`--export-margin`, as `--max-seconds`, so it stops by itself and exports the steps it reached, and a
+time-boxed call brings weights back even when the steps asked for do not fit. A training still running at the
+deadline is interrupted (it keeps its checkpoint, which does not come back, and exports nothing), and one
+that could not start with `--min-seconds` left is not started. `merge` checks each file's sha256 against the
 packed manifest before it registers anything.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -55,12 +60,14 @@ def pack(styles: Path, content: Path, to: Path) -> dict:
     return {"paintings": len(paintings), "photos": len(photos), "megabytes": round(size / 2**20, 1)}
 
 
-def train_command(painting: Path, args: argparse.Namespace, weights_dir: Path, out_dir: Path) -> list[str]:
+def train_command(painting: Path, args: argparse.Namespace, weights_dir: Path, out_dir: Path,
+                  seconds: float = 0.0) -> list[str]:
     cmd = [sys.executable, "-m", "nets.cli", "train", str(painting), "--content", str(args.carry / "content"),
            "--arch", args.arch, "--device", args.device, "--size", str(args.size), "--style-size", str(args.style_size),
            "--batch", str(args.batch), "--steps", str(args.steps), "--style-weight", str(args.style_weight),
            "--val-count", str(args.val_count),
            "--weights-dir", str(weights_dir), "--out-dir", str(out_dir), "--no-progress"]
+    cmd += ["--max-seconds", f"{seconds:.0f}"] if seconds else []
     return cmd + (["--threads", "1"] if args.device == "cpu" else [])
 
 
@@ -73,13 +80,21 @@ def train_many(args: argparse.Namespace) -> dict:
     weights_dir, out_dir = work / "weights", work / "runs"
     env = {**os.environ, "STYLECAM_VGG": str(args.carry / "vgg16.safetensors"), "PYTHONUNBUFFERED": "1"}
     started, pending, running, report = time.time(), list(paintings), {}, {}
+    share = args.deadline / max(1, math.ceil(len(paintings) / args.jobs))  # seconds a wave of `jobs`
     while pending or running:
         while pending and len(running) < args.jobs:
+            left = args.deadline - (time.time() - started)
+            budget = min(share, left) - args.export_margin if args.deadline else 0.0
+            if args.deadline and budget < args.min_seconds:
+                break  # too little left to train anything worth exporting; reported as not started
             p = pending.pop(0)
             out_dir.mkdir(parents=True, exist_ok=True)
             log = open(work / f"{p.stem}.log", "w")
-            running[p.stem] = (subprocess.Popen(train_command(p, args, weights_dir, out_dir), env=env, stdout=log,
-                                                stderr=subprocess.STDOUT), log, time.time())
+            running[p.stem] = (subprocess.Popen(train_command(p, args, weights_dir, out_dir, budget), env=env,
+                                                stdout=log, stderr=subprocess.STDOUT), log, time.time())
+        if pending and not running:  # the deadline leaves no room to start the rest
+            report.update({p.stem: {"rc": "not started (deadline)"} for p in pending})
+            break
         for name, (proc, log, t0) in list(running.items()):
             if proc.poll() is not None:
                 log.close()
@@ -153,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--style-weight", type=float, default=2.0)
     t.add_argument("--val-count", type=int, default=8, help="validation photos held out of training")
     t.add_argument("--deadline", type=float, default=540, help="seconds, then stop and pack (0 = none)")
+    t.add_argument("--export-margin", type=float, default=45,
+                   help="seconds kept before the deadline for each training's validation and export")
+    t.add_argument("--min-seconds", type=float, default=60, help="do not start a training with less time left")
     t.add_argument("--keep-checkpoints", action="store_true", help="pack checkpoints too (to resume later)")
     m = sub.add_parser("merge", help="register the weights of a train tar into weights/")
     m.add_argument("tar", type=Path)

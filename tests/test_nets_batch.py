@@ -46,3 +46,30 @@ def test_merge_of_a_missing_tar_is_one_line(tmp_path, capsys):
     assert batch.main(["merge", str(tmp_path / "absent.tar"), "--weights-dir", str(tmp_path / "w")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "absent.tar" in err[0]
+
+
+def test_a_deadline_time_boxes_each_wave_and_still_brings_weights_back(tmp_path):
+    """With more steps asked for than fit, each training stops itself at its wave's share of the deadline
+    and exports what it reached; styles that cannot start in time are reported, not lost silently."""
+    styles = tmp_path / "styles"
+    write_painting(styles / "first.png", 64)
+    write_painting(styles / "second.png", 64)
+    carry = tmp_path / "carry"
+    batch.pack(styles, content_folder(tmp_path / "content", 64), carry)
+    common = ["train", "--carry", str(carry), "--arch", "lite", "--device", "cpu", "--jobs", "1", "--size", "32",
+              "--style-size", "64", "--batch", "2", "--steps", "1000000", "--val-count", "2", "--min-seconds", "4"]
+    tar_path = tmp_path / "weights.tar"
+    # two waves of one: 20 s each, 8 s of training after the 12 s kept for validation and export
+    assert batch.main([*common, "--out", str(tar_path), "--deadline", "40", "--export-margin", "12"]) == 0
+    with tarfile.open(tar_path) as tar:
+        report = json.load(tar.extractfile("report.json"))
+        manifest = json.load(tar.extractfile("weights/manifest.json"))
+    for name in ("first", "second"):
+        assert report[name]["rc"] == 0 and "--max-seconds" in report[name]["log_tail"][-1], report
+        assert 0 < manifest["styles"][f"lite.{name}"]["recipe"]["steps"] < 1000000
+
+    late = tmp_path / "late.tar"  # a deadline shorter than the export margin: nothing starts
+    assert batch.main([*common, "--out", str(late), "--deadline", "10", "--export-margin", "12"]) == 0
+    with tarfile.open(late) as tar:
+        report = json.load(tar.extractfile("report.json"))
+    assert {r["rc"] for r in report.values()} == {"not started (deadline)"} and len(report) == 2
