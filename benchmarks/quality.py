@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import machine
+from benchmarks import machine, temporal
 from nets import gatys, registry
 from nets.images import ImageError, load_rgb, resize_max, to_tensor
 from nets.losses import PerceptualCriterion, stride_lattice
@@ -57,9 +57,11 @@ def earlier_ceiling(key: dict, earlier: dict[str, dict]) -> tuple[str, dict] | N
 
 
 def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size: int, gatys_steps: int,
-                device: str = "cpu", earlier: dict[str, dict] | None = None) -> dict:
+                device: str = "cpu", earlier: dict[str, dict] | None = None,
+                frames: list[np.ndarray] | None = None) -> dict:
     """`earlier`: results of earlier runs (quality.json's "styles"); a Gatys ceiling with the same
-    `ceiling_key` is taken from there instead of optimized again (10-14 min a photo on a 2-core CPU)."""
+    `ceiling_key` is taken from there instead of optimized again (10-14 min a photo on a 2-core CPU).
+    `frames`: video frames to measure the net's flicker on (`benchmarks.temporal`)."""
     entry = registry.info(name)
     recipe = entry.recipe
     painting_file = styles_dir / recipe["style_image"]
@@ -107,6 +109,8 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
                "net_lattice": mean("lattice", "net"), "photo_lattice": mean("lattice", "photo")}
     summary["style_ratio"] = summary["net_style"] / max(summary["gatys_style"], 1e-9)
     summary["content_ratio"] = summary["net_content"] / max(summary["gatys_content"], 1e-9)
+    if frames:
+        summary |= temporal.flicker(net, frames, device)
     return {"summary": {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}, "per_photo": rows}
 
 
@@ -123,12 +127,13 @@ def lattice_cell(summary: dict) -> str:
 
 def markdown(results: dict[str, dict]) -> str:
     lines = ["| style | size px | net content | Gatys content | content ratio | net style | Gatys style | style ratio "
-             "| stride lattice (photo) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| stride lattice (photo) | flicker |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         s = r["summary"]
+        flicker = f"{s['flicker']:.2f}" if "flicker" in s else "-"
         lines.append(f"| {name} | {s['size']} | {s['net_content']:.3f} | {s['gatys_content']:.3f} | {s['content_ratio']:.2f} "
                      f"| {s['net_style']:.3f} | {s['gatys_style']:.3f} | {s['style_ratio']:.2f} "
-                     f"| {lattice_cell(s)} |")
+                     f"| {lattice_cell(s)} | {flicker} |")
     return "\n".join(lines) + "\n"
 
 
@@ -162,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = args.names or registry.list_styles()
         images = photos(args.size, args.photos)
+        frames = temporal.sample_frames()
         for i, name in enumerate(names, 1):
             print(f"scoring {name} ({i}/{len(names)}) ...", flush=True)
             results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device,
-                                        earlier={} if args.fresh_ceilings else earlier)
+                                        earlier={} if args.fresh_ceilings else earlier, frames=frames)
             write_manifest_metrics(name, results[name]["summary"])
             write_results(path, earlier, results, meta)  # after each style: a stopped run keeps what it scored
     except (ImageError, registry.StyleError) as exc:

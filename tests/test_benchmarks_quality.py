@@ -21,7 +21,10 @@ def styles_dir(tmp_path, style_name):
 
 
 def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_dir, style_name):
-    r = quality.score_style(style_name, styles_dir, quality.photos(48, 1), 48, 2)
+    from benchmarks import temporal
+
+    frames = temporal.sample_frames(count=4, size=(64, 48))
+    r = quality.score_style(style_name, styles_dir, quality.photos(48, 1), 48, 2, frames=frames)
     (row,) = r["per_photo"].values()  # unrounded terms (the summary rounds to 4 decimals)
     for term in ("content", "style"):
         assert row["net"][term] > 0 and row["gatys"][term] > 0
@@ -31,6 +34,8 @@ def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_
     assert 0 <= row["lattice"]["photo"] < 0.05 and row["net"]["lattice"] == row["lattice"]["net"] > 0
     assert r["summary"]["net_lattice"] == round(row["lattice"]["net"], 4)
     assert f"{r['summary']['net_lattice']:.4f} (" in quality.markdown({style_name: r})
+    assert r["summary"]["flicker"] == pytest.approx(r["summary"]["warp_error"] / r["summary"]["input_warp_error"], rel=2e-2)  # of rounded errors
+    assert quality.markdown({style_name: r}).splitlines()[-1].endswith(f"| {r['summary']['flicker']:.2f} |")
 
 
 def test_a_ceiling_is_reused_only_for_the_same_painting_and_objective(styles_dir, style_name):
