@@ -196,7 +196,8 @@ class Trainer:
         if self.step == self.run_start_step:
             return stages
         last = stages[-1] if stages else None
-        if last and not self.started_from and all(last.get(k, STAGE_DEFAULTS.get(k)) == now[k] for k in STAGE_FIELDS) and last["steps"][1] == now["steps"][0]:
+        same_recipe = last and all(last.get(k, STAGE_DEFAULTS.get(k)) == now[k] for k in STAGE_FIELDS)
+        if same_recipe and not self.started_from and last["steps"][1] == now["steps"][0]:
             seconds = None if last["seconds"] is None else round(last["seconds"] + now["seconds"], 1)
             last.update(steps=[last["steps"][0], now["steps"][1]], seconds=seconds)
         else:
