@@ -15,6 +15,11 @@ import argparse
 import hashlib
 import json
 import sys
+
+try:  # POSIX only; without it two quality runs at once may lose one's rows
+    import fcntl
+except ImportError:
+    fcntl = None
 from pathlib import Path
 
 import numpy as np
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device,
                                         earlier={} if args.fresh_ceilings else earlier, frames=frames)
             write_manifest_metrics(name, results[name]["summary"])
-            write_results(path, earlier, results, meta)  # after each style: a stopped run keeps what it scored
+            write_results(path, results, meta)  # after each style: a stopped run keeps what it scored
     except (ImageError, registry.StyleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -184,12 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write_results(path: Path, earlier: dict[str, dict], results: dict[str, dict], meta: dict) -> None:
-    """Styles scored earlier (styles trained at different times) are kept; the ones scored now replace theirs."""
-    merged = {name: earlier[name] for name in registry.list_styles() if name in earlier} | results
+def write_results(path: Path, results: dict[str, dict], meta: dict) -> None:
+    """Merge this run's styles into the results file, read again under a lock: a style scored now replaces
+    its row, the others stay (styles trained at different times, and those another quality run, say on the
+    other core, wrote meanwhile)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "styles": dict(sorted(merged.items()))}, indent=2) + "\n")
-    (path.parent / "quality.md").write_text(markdown(dict(sorted(merged.items()))))
+    with open(path.parent / ".quality.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        current = json.loads(path.read_text())["styles"] if path.is_file() else {}
+        merged = dict(sorted(({name: current[name] for name in registry.list_styles() if name in current} | results).items()))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"meta": meta, "styles": merged}, indent=2) + "\n")
+        tmp.replace(path)
+        (path.parent / "quality.md").write_text(markdown(merged))
 
 
 if __name__ == "__main__":

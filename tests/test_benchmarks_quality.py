@@ -80,3 +80,15 @@ def test_a_stopped_run_keeps_the_styles_it_scored(tmp_path, monkeypatch, capsys)
     assert json.loads((tmp_path / "quality.json").read_text())["styles"] == {two[0]: row}
     assert f"| {two[0]} | 48 |" in (tmp_path / "quality.md").read_text()
     assert "1 style(s) scored and kept" in capsys.readouterr().err
+
+
+def test_two_runs_writing_at_once_keep_each_others_styles(tmp_path, style_name):
+    """Two quality runs (one a core) each merge into the file as it is now, not as it was when they began."""
+    first, second = registry.list_styles()[:2]
+    row = {"summary": {"size": 48, "net_content": 1.0, "gatys_content": 0.5, "content_ratio": 2.0, "net_style": 1.0,
+                       "gatys_style": 0.5, "style_ratio": 2.0}, "per_photo": {}}
+    path = tmp_path / "quality.json"
+    quality.write_results(path, {first: row}, {"run": 1})
+    quality.write_results(path, {second: row}, {"run": 2})  # began before the first wrote: it knew no rows
+    assert set(json.loads(path.read_text())["styles"]) == {first, second}
+    assert first in (tmp_path / "quality.md").read_text() and second in (tmp_path / "quality.md").read_text()
