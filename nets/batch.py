@@ -9,15 +9,15 @@ registry, and returns at most 8 files from $OUT. So the work goes in three steps
     PYTHONPATH=. python3 -m nets.batch train --carry .carry --arch full --jobs 10 --out $OUT/weights.tar
     python -m nets.batch merge FILES_AT/weights.tar    # -> weights/*.safetensors + manifest entries
 
-`train` runs one `nets.cli train` subprocess per style, `--jobs` at a time (a small net leaves most of
-an H100 idle, so several styles share it), and packs the exported weights, their manifest entries, loss
+`train` runs one `nets.cli train` subprocess per style, `--jobs` at a time (a small net leaves most of an
+H100 idle, so several styles share it), and packs the exported weights, their manifest entries, loss
 curves, previews and metrics into one tar. With more styles than `--jobs` they run in waves, and each
 wave gets an equal share of `--deadline`: every training gets its share (or what is left, if less), less
 `--export-margin`, as `--max-seconds`, so it stops by itself and exports the steps it reached, and a
-time-boxed call brings weights back even when the steps asked for do not fit. A training still running at the
-deadline is interrupted (it keeps its checkpoint, which does not come back, and exports nothing), and one
-that could not start with `--min-seconds` left is not started. `merge` checks each file's sha256 against the
-packed manifest before it registers anything.
+time-boxed call brings weights back even when the steps asked for do not fit. A training still running at
+the deadline and its `--grace` is interrupted (it keeps its checkpoint, which does not come back, and
+exports nothing), and one that could not start with `--min-seconds` left is not started. `merge` checks
+each file's sha256 against the packed manifest before it registers anything.
 """
 from __future__ import annotations
 
@@ -72,6 +72,14 @@ def train_command(painting: Path, args: argparse.Namespace, weights_dir: Path, o
     return cmd + (["--threads", "1"] if args.device == "cpu" else [])
 
 
+def time_budget(deadline: float, elapsed: float, waves: int, margin: float) -> float:
+    """Seconds of training for a job that starts now: its wave's share of the deadline, or what is left
+    of it if less, less the margin kept for validation and export; 0 (no limit) without a deadline."""
+    if not deadline:
+        return 0.0
+    return min(deadline / waves, deadline - elapsed) - margin
+
+
 def train_many(args: argparse.Namespace) -> dict:
     """Run the styles' trainings `jobs` at a time until done or `deadline`; pack what was exported."""
     paintings = sorted(p for p in (args.carry / "styles").iterdir() if p.suffix.lower() in PAINTING_SUFFIXES)
@@ -81,11 +89,10 @@ def train_many(args: argparse.Namespace) -> dict:
     weights_dir, out_dir = work / "weights", work / "runs"
     env = {**os.environ, "STYLECAM_VGG": str(args.carry / "vgg16.safetensors"), "PYTHONUNBUFFERED": "1"}
     started, pending, running, report = time.time(), list(paintings), {}, {}
-    share = args.deadline / max(1, math.ceil(len(paintings) / args.jobs))  # seconds a wave of `jobs`
+    waves = max(1, math.ceil(len(paintings) / args.jobs))
     while pending or running:
         while pending and len(running) < args.jobs:
-            left = args.deadline - (time.time() - started)
-            budget = min(share, left) - args.export_margin if args.deadline else 0.0
+            budget = time_budget(args.deadline, time.time() - started, waves, args.export_margin)
             if args.deadline and budget < args.min_seconds:
                 break  # too little left to train anything worth exporting; reported as not started
             p = pending.pop(0)
@@ -101,7 +108,7 @@ def train_many(args: argparse.Namespace) -> dict:
                 log.close()
                 report[name] = {"rc": proc.returncode, "seconds": round(time.time() - t0, 1)}
                 del running[name]
-        if args.deadline and time.time() - started > args.deadline:
+        if args.deadline and time.time() - started > args.deadline + args.grace:
             for name, (proc, log, t0) in running.items():
                 proc.send_signal(signal.SIGINT)  # the trainer saves its checkpoint on the way out
                 proc.wait(timeout=60)
@@ -174,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--export-margin", type=float, default=45,
                    help="seconds kept before the deadline for each training's validation and export")
     t.add_argument("--min-seconds", type=float, default=60, help="do not start a training with less time left")
+    t.add_argument("--grace", type=float, default=60,
+                   help="seconds past the deadline for trainings that stopped in time to finish their export; "
+                        "then the rest are interrupted")
     t.add_argument("--keep-checkpoints", action="store_true", help="pack checkpoints too (to resume later)")
     m = sub.add_parser("merge", help="register the weights of a train tar into weights/")
     m.add_argument("tar", type=Path)

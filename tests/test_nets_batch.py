@@ -49,24 +49,33 @@ def test_merge_of_a_missing_tar_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error:") and "absent.tar" in err[0]
 
 
-def test_a_deadline_time_boxes_each_wave_and_still_brings_weights_back(tmp_path):
-    """With more steps asked for than fit, each training stops itself at its wave's share of the deadline
-    and exports what it reached; styles that cannot start in time are reported, not lost silently."""
+def test_each_wave_gets_its_share_of_the_deadline():
+    # 10 styles, 5 at a time: two waves of 165 s, 45 s of each kept for validation and export
+    assert batch.time_budget(330, 0, 2, 45) == 120
+    assert batch.time_budget(330, 170, 2, 45) == 115  # the first wave ran 5 s over: the second gets less
+    assert batch.time_budget(330, 300, 2, 45) < 0  # nothing left: not started
+    assert batch.time_budget(0, 1000, 2, 45) == 0  # no deadline: no limit
+
+
+def test_a_deadline_time_boxes_the_trainings_and_still_brings_weights_back(tmp_path):
+    """With more steps asked for than fit, each training stops itself at its budget and exports what it
+    reached (--grace lets a slow export finish); styles that cannot start in time are reported."""
     styles = tmp_path / "styles"
     write_painting(styles / "first.png", 64)
     write_painting(styles / "second.png", 64)
     carry = tmp_path / "carry"
     batch.pack(styles, content_folder(tmp_path / "content", 64), carry)
-    common = ["train", "--carry", str(carry), "--arch", "lite", "--device", "cpu", "--jobs", "1", "--size", "32",
-              "--style-size", "64", "--batch", "2", "--steps", "1000000", "--val-count", "2", "--min-seconds", "4"]
+    common = ["train", "--carry", str(carry), "--arch", "lite", "--device", "cpu", "--jobs", "2", "--size", "32",
+              "--style-size", "64", "--batch", "2", "--steps", "1000000", "--val-count", "2", "--min-seconds", "4",
+              "--grace", "120"]
     tar_path = tmp_path / "weights.tar"
-    # two waves of one: 20 s each, 8 s of training after the 12 s kept for validation and export
-    assert batch.main([*common, "--out", str(tar_path), "--deadline", "40", "--export-margin", "12"]) == 0
+    # one wave of two: 8 s of training each, 12 s kept for start-up, validation and export
+    assert batch.main([*common, "--out", str(tar_path), "--deadline", "20", "--export-margin", "12"]) == 0
     with tarfile.open(tar_path) as tar:
         report = json.load(tar.extractfile("report.json"))
         manifest = json.load(tar.extractfile("weights/manifest.json"))
     for name in ("first", "second"):
-        assert report[name]["rc"] == 0 and "--max-seconds" in report[name]["log_tail"][-1], report
+        assert report[name]["rc"] == 0 and "--max-seconds 8" in report[name]["log_tail"][-1], report
         assert 0 < manifest["styles"][f"lite.{name}"]["recipe"]["steps"] < 1000000
 
     late = tmp_path / "late.tar"  # a deadline shorter than the export margin: nothing starts
