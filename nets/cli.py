@@ -189,6 +189,9 @@ def cmd_train(args) -> None:
         chosen["content_layers"] = args.content_layers
     if args.style_layers:
         chosen["style_layers"] = args.style_layers
+    for flag in ("shift_weight", "max_seconds"):
+        if getattr(args, flag) < 0:
+            raise CLIError(f"--{flag.replace('_', '-')} {getattr(args, flag):g} is negative; use 0 (off) or more.")
     stride = ARCHS[args.arch].stride  # crops go through the net whole: sides must be multiples of its stride
     for flag, side in (("--size", args.size), ("--val-size", args.val_size)):
         if side % stride or side < 2 * stride:

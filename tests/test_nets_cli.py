@@ -357,7 +357,8 @@ def test_styles_empty(capsys, tmp_path, monkeypatch):
                                             ("no-style", ["No such image"]), ("layer", ["relu9_9"]),
                                             ("size", ["--size 12", "multiple of 8"]),
                                             ("val-size", ["--val-size 8", "at least 16"]),
-                                            ("init-unknown", ["lite.nothing", "Known"])])
+                                            ("init-unknown", ["lite.nothing", "Known"]),
+                                            ("shift-negative", ["--shift-weight -1", "negative"])])
 def test_train_errors(capsys, tmp_path, pics, problem, words):
     content = tmp_path / "content"
     if problem != "no-dir":
@@ -369,7 +370,8 @@ def test_train_errors(capsys, tmp_path, pics, problem, words):
         write_photo(content / "three.png", "rocket", 64)
     extra = {"layer": ["--style-layers", "relu1_2,relu9_9"], "size": ["--size", "12"],
              "val-size": ["--val-size", "8"],
-             "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64"]}.get(problem, [])
+             "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64"],
+             "shift-negative": ["--shift-weight", "-1"]}.get(problem, [])
     rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
                      "--no-progress", "--device", "cpu", *extra)
     assert_one_line_error(rc, err, *words)
