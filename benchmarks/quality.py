@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             "git": machine.git_revision(), "other_load": machine.other_load()}
     results = {}
     try:
-        names = args.names or registry.list_styles()
+        # Registered names ("lite.udnie" for "udnie"), so a bare name replaces its row instead of adding one
+        names = [registry.info(n).name for n in args.names] if args.names else registry.list_styles()
         images = photos(args.size, args.photos)
         frames = temporal.sample_frames()
         for i, name in enumerate(names, 1):

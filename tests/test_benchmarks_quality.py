@@ -92,3 +92,17 @@ def test_two_runs_writing_at_once_keep_each_others_styles(tmp_path, style_name):
     quality.write_results(path, {second: row}, {"run": 2})  # began before the first wrote: it knew no rows
     assert set(json.loads(path.read_text())["styles"]) == {first, second}
     assert first in (tmp_path / "quality.md").read_text() and second in (tmp_path / "quality.md").read_text()
+
+
+def test_a_bare_painting_name_is_stored_under_its_registered_name(tmp_path, monkeypatch, style_name):
+    """`--names udnie` scores lite.udnie and replaces its row; it does not add a second row named udnie."""
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(quality, "write_manifest_metrics", lambda name, summary: None)
+    row = {"summary": {"size": 48, "net_content": 2.0, "gatys_content": 1.0, "content_ratio": 2.0,
+                       "net_style": 3.0, "gatys_style": 1.0, "style_ratio": 3.0}, "per_photo": {}}
+    scored = []
+    monkeypatch.setattr(quality, "score_style", lambda name, *a, **k: scored.append(name) or row)
+    bare = style_name.split(".", 1)[1]
+    assert quality.main(["--styles-dir", str(tmp_path), "--names", bare]) == 0
+    assert scored == [style_name]
+    assert list(json.loads((tmp_path / "quality.json").read_text())["styles"]) == [style_name]
