@@ -199,7 +199,9 @@ def write_results(path: Path, results: dict[str, dict], meta: dict) -> None:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         current = json.loads(path.read_text())["styles"] if path.is_file() else {}
-        merged = dict(sorted(({name: current[name] for name in registry.list_styles() if name in current} | results).items()))
+        # Every row stays, registered in this weights folder or not: a candidate net scored from a scratch
+        # folder (STYLECAM_WEIGHTS) must not drop the shipped styles' rows and their Gatys ceilings.
+        merged = dict(sorted((current | results).items()))
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"meta": meta, "styles": merged}, indent=2) + "\n")
         tmp.replace(path)

@@ -106,3 +106,14 @@ def test_a_bare_painting_name_is_stored_under_its_registered_name(tmp_path, monk
     assert quality.main(["--styles-dir", str(tmp_path), "--names", bare]) == 0
     assert scored == [style_name]
     assert list(json.loads((tmp_path / "quality.json").read_text())["styles"]) == [style_name]
+
+
+def test_rows_of_styles_this_weights_folder_lacks_stay(tmp_path, monkeypatch, style_name):
+    """Scoring a candidate from a scratch weights folder (STYLECAM_WEIGHTS) keeps the shipped styles' rows."""
+    row = {"summary": {"size": 48, "net_content": 1.0, "gatys_content": 0.5, "content_ratio": 2.0, "net_style": 1.0,
+                       "gatys_style": 0.5, "style_ratio": 2.0}, "per_photo": {}}
+    path = tmp_path / "quality.json"
+    quality.write_results(path, {"lite.shipped_elsewhere": row}, {"run": 1})
+    monkeypatch.setattr(registry, "list_styles", lambda folder=None: [style_name])  # the scratch folder's styles
+    quality.write_results(path, {style_name: row}, {"run": 2})
+    assert set(json.loads(path.read_text())["styles"]) == {"lite.shipped_elsewhere", style_name}
