@@ -15,11 +15,6 @@ import argparse
 import hashlib
 import json
 import sys
-
-try:  # POSIX only; without it two quality runs at once may lose one's rows
-    import fcntl
-except ImportError:
-    fcntl = None
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +22,7 @@ import torch
 
 from benchmarks import machine, temporal
 from nets import gatys, registry
+from nets.filelock import exclusive
 from nets.images import ImageError, load_rgb, resize_max, to_tensor
 from nets.losses import PerceptualCriterion, stride_lattice
 from nets.transformer_net import pad_to_stride
@@ -195,9 +191,7 @@ def write_results(path: Path, results: dict[str, dict], meta: dict) -> None:
     its row, the others stay (styles trained at different times, and those another quality run, say on the
     other core, wrote meanwhile)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / ".quality.lock", "w") as lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(path.parent / ".quality.lock"):
         current = json.loads(path.read_text())["styles"] if path.is_file() else {}
         # Every row stays, registered in this weights folder or not: a candidate net scored from a scratch
         # folder (STYLECAM_WEIGHTS) must not drop the shipped styles' rows and their Gatys ceilings.

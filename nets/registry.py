@@ -16,12 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nets.filelock import exclusive
 from nets.transformer_net import NetConfig, TransformerNet
-
-try:  # POSIX only; Windows has no flock, and there register() runs without the lock
-    import fcntl
-except ImportError:
-    fcntl = None
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 INPUT_RANGE = "RGB 0..1 in, RGB 0..1 out"
@@ -161,9 +157,7 @@ def _edit_manifest(folder: Path, change) -> None:
     """Read the manifest, let `change` edit its {name: entry dict}, write it back atomically. Several
     training runs (and the quality benchmark) may write at once: the read-modify-write holds a lock."""
     manifest_path = _manifest_path(folder)
-    with open(folder / ".manifest.lock", "w") as lock:
-        if fcntl is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(folder / ".manifest.lock"):
         styles = {n: asdict(s) for n, s in read_manifest(folder).items()}  # a damaged manifest: StyleError, untouched
         change(styles)
         tmp = manifest_path.with_suffix(".tmp")

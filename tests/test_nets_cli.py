@@ -427,7 +427,9 @@ def test_train_credits_flags_land_in_the_manifest(capsys, tmp_path, pics, tiny_c
 
 def test_styles_after_register_without_fcntl(capsys, tmp_path, monkeypatch):
     """Where fcntl is missing (Windows) register() writes the manifest without the lock."""
-    monkeypatch.setattr(registry, "fcntl", None)
+    from nets import filelock
+
+    monkeypatch.setattr(filelock, "fcntl", None)
     registry.register(build("lite"), "lite", "nolock", tmp_path / "w", painting="No Lock")
     monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path / "w"))
     rc, out, _ = run(capsys, "styles")
