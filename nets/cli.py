@@ -24,7 +24,7 @@ from nets import gatys, registry
 from nets.images import ImageError, check_output, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
 from nets.registry import StyleError
 from nets.signals import terminate_as_interrupt
-from nets.train import CREDITS, CheckpointError, TrainConfig, train
+from nets.train import CREDITS, PRECISIONS, CheckpointError, TrainConfig, train
 from nets.transformer_net import ARCHS, pad_to_stride
 from nets.vgg import LAYER_NAMES, VGG16, VGGWeightsError, default_weights_path, fetch
 
@@ -168,13 +168,16 @@ def cmd_gatys(args) -> int:
 
 TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "content_weight", "style_weight", "tv_weight",
                "shift_weight", "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed",
-               "init_from", "max_seconds")
+               "init_from", "max_seconds", "precision")
+TRAIN_CHOICES = {"precision": PRECISIONS}
 
 
 TRAIN_HELP = {
     "shift_weight": "weight of the loss against textures locked to the net's stride grid (nets.losses.shift_loss); ",
     "init_from": "without a checkpoint, start from this registered style's weights (e.g. lite.udnie) with a fresh "
                  "optimizer; --steps is the total, its steps included; ",
+    "precision": "of the training step's forward passes (VGG16 above all): auto = bf16 where the device computes it "
+                 "in hardware (CUDA; a CPU with AVX512-BF16 or AMX), else fp32; ",
     "max_seconds": "stop after so many seconds of training and export the steps reached (a time-boxed GPU call); "
                    "0 = no limit; ",
 }
@@ -298,7 +301,7 @@ def build_parser() -> Parser:
     for flag in TRAIN_FLAGS[1:]:
         value = _default(flag)
         hint = "the registry's folder (weights/, or $STYLECAM_WEIGHTS)" if flag == "weights_dir" else repr(value)
-        p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value,
+        p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value, choices=TRAIN_CHOICES.get(flag),
                        help=TRAIN_HELP.get(flag, "") + f"default {hint}")
     p.add_argument("--content-layers", type=_layers, help=f"default {','.join(_default('content_layers'))}")
     p.add_argument("--style-layers", type=_layers, help=f"default {','.join(_default('style_layers'))}")

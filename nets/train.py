@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -39,8 +39,31 @@ class CheckpointError(RuntimeError):
 # The recipe fields a resumed run may change (a later stage at a larger crop, a lower lr, ...): each
 # stretch of steps trained with one setting of them is recorded as a stage in the exported recipe.
 STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "shift_weight",
-                "device")
-STAGE_DEFAULTS = {"shift_weight": 0.0}  # fields added later: what stages recorded before them trained with
+                "device", "precision")
+# Fields added later: what stages recorded before them trained with (every earlier stage ran fp32 on a CPU).
+STAGE_DEFAULTS = {"shift_weight": 0.0, "precision": "fp32"}
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 convolutions in hardware: CUDA does; a CPU with AVX512-BF16 or AMX
+    does (oneDNN), one without emulates them, slower than fp32."""
+    if device.type == "cuda":
+        return True
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(probe() for probe in probes if probe is not None)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision of the training step's forward passes (the VGG16 loss network above all): "auto" is
+    bf16 where the device computes it in hardware, else fp32. The weights, Adam and the Grams stay fp32.
+    Measured on this project's 2-core AMD EPYC (AVX512-BF16), one lite step at 256 px, batch 4, one
+    thread: 8.4 s fp32, 3.7 s bf16 with channels_last."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; known: {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
 
 
 def stage_of(cfg: "TrainConfig", first: int, last: int, seconds: float | None) -> dict:
@@ -62,6 +85,7 @@ class TrainConfig:
     style_weight: float = 5.0
     tv_weight: float = 1e-2
     shift_weight: float = 0.0  # nets.losses.shift_loss: against textures locked to the net's stride grid
+    precision: str = "auto"  # of the training step's forward passes (resolve_precision); validation runs fp32
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     val_count: int = 8
@@ -128,8 +152,8 @@ def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
         self.device = torch.device(cfg.device)
+        self.cfg = cfg = replace(cfg, precision=resolve_precision(cfg.precision, self.device))  # recorded resolved
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         train_paths, val_paths = split_photos(Path(cfg.content_dir), cfg.val_count)
@@ -137,12 +161,13 @@ class Trainer:
                                                   shuffle=True, drop_last=True, num_workers=0)
         self.val_batch = torch.stack([to_tensor(center_crop(load_rgb(p), cfg.val_size))[0] for p in val_paths]).to(self.device)
         self.style_rgb = load_rgb(cfg.style_image, max_side=cfg.style_size)
-        vgg = VGG16(tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))).to(self.device)
+        # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (CPU fp32 too: 5.2 -> 3.9 s
+        # a lite step on two threads here).
+        vgg = VGG16(tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))).to(self.device, memory_format=torch.channels_last)
         self.criterion = PerceptualCriterion(vgg, to_tensor(self.style_rgb).to(self.device), cfg.content_layers, cfg.style_layers)
-        self.net = TransformerNet(ARCHS[cfg.arch]).to(self.device)
+        self.net = TransformerNet(ARCHS[cfg.arch]).to(self.device, memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        # Mixed precision on CUDA only; bf16 needs no loss scaling.
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        self.bf16 = cfg.precision == "bf16"  # bf16 keeps fp32's exponent range: no loss scaling
         self.step, self.history = 0, []
         self.stages: list[dict] = []  # the finished stages before this run (from the checkpoint)
         self.run_start_step, self.run_started = 0, time.time()
@@ -151,9 +176,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.out / f"{cfg.arch}.{cfg.name}.ckpt.safetensors"
 
-    def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: torch.Tensor, low_precision: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
-        with self.autocast:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16 and low_precision):
             targets = self.criterion.content_targets(batch)
             output = self.net(batch)
             terms = self.criterion(output, targets)
@@ -166,8 +191,9 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Unweighted content and style loss on the fixed validation photos; also writes a preview."""
-        terms = [self.loss(img[None])[1] for img in self.val_batch]
+        """Unweighted content and style loss on the fixed validation photos, in fp32 whatever the training's
+        precision (comparable across stages); also writes a preview."""
+        terms = [self.loss(img[None], low_precision=False)[1] for img in self.val_batch]
         metrics = {k: float(np.mean([t[k] for t in terms])) for k in ("content", "style", "tv")}
         outs = [self.net(img[None]) for img in self.val_batch]
         metrics["lattice"] = float(np.mean([float(stride_lattice(o, self.net.config.stride)) for o in outs]))
@@ -260,7 +286,7 @@ class Trainer:
         try:
             while self.step < cfg.steps and not out_of_time:
                 for batch in self.loader:
-                    batch = batch.to(self.device, non_blocking=True)
+                    batch = batch.to(self.device, memory_format=torch.channels_last, non_blocking=True)
                     total, terms = self.loss(batch)
                     self.opt.zero_grad(set_to_none=True)
                     total.backward()

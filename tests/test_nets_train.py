@@ -180,3 +180,48 @@ def test_max_seconds_stops_the_run_and_exports_the_steps_reached(cfg, tmp_path):
     assert result["out_of_time"] and result["steps"] == 1  # the check comes after each step
     recipe = result["exported"]["recipe"]
     assert recipe["steps"] == 1 and recipe["images_seen"] == cfg.batch and "max_seconds" not in recipe
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    from nets import train as train_mod
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train_mod.resolve_precision("auto", cuda) == "bf16"
+    assert train_mod.resolve_precision("fp32", cuda) == "fp32"
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert train_mod.resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert train_mod.resolve_precision("bf16", cpu) == "bf16"  # asked for: emulated, but honoured
+    with pytest.raises(ValueError, match="Unknown precision 'fp16'"):
+        train_mod.resolve_precision("fp16", cpu)
+
+
+def test_a_bf16_step_moves_the_weights_as_an_fp32_step_does(cfg, tmp_path):
+    """bf16 forward passes give the same gradient, to rounding: its direction agrees with fp32's, its size
+    too, and the loss it reports is the fp32 loss to within 1%."""
+    grads, losses = {}, {}
+    for precision in ("fp32", "bf16"):
+        trainer = Trainer(replace(cfg, precision=precision, out_dir=str(tmp_path / precision)))
+        assert trainer.cfg.precision == precision
+        torch.manual_seed(1)
+        batch = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+        total, terms = trainer.loss(batch)
+        total.backward()
+        grads[precision] = torch.cat([p.grad.flatten() for p in trainer.net.parameters()])
+        losses[precision] = terms["total"]
+    cosine = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    assert cosine > 0.99
+    assert 0.9 < grads["bf16"].norm() / grads["fp32"].norm() < 1.1
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.01)
+    assert losses["bf16"] != losses["fp32"] and not torch.equal(grads["bf16"], grads["fp32"])  # bf16 did run
+
+
+def test_the_resolved_precision_is_recorded_and_a_change_is_a_stage(cfg, tmp_path):
+    base = replace(cfg, steps=2, precision="fp32", out_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "weights"),
+                   style_name="precise")
+    train(base, resume=True, progress=False, export=False)
+    result = train(replace(base, steps=4, precision="bf16"), resume=True, progress=False)
+    recipe = result["exported"]["recipe"]
+    assert recipe["precision"] == "bf16"
+    assert [(s["steps"], s["precision"]) for s in recipe["stages"]] == [([0, 2], "fp32"), ([2, 4], "bf16")]
