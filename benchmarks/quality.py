@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,41 +58,65 @@ def earlier_ceiling(key: dict, earlier: dict[str, dict]) -> tuple[str, dict] | N
     return None
 
 
+@dataclass
+class Objective:
+    """A registered style's training objective, set up for scoring: its VGG16 layers, its painting at the
+    recipe's style scale, the fp32 net, and a Gatys optimization of the same objective."""
+    recipe: dict
+    painting: np.ndarray  # uint8 RGB, full size
+    painting_sha256: str
+    vgg: VGG16
+    criterion: PerceptualCriterion
+    net: torch.nn.Module
+
+    def gatys_config(self, size: int, steps: int) -> gatys.GatysConfig:
+        r = self.recipe
+        return gatys.GatysConfig(size=size, style_size=r["style_size"], steps=steps, fine_steps=0, coarse_size=0,
+                                 content_layers=tuple(r["content_layers"]), style_layers=tuple(r["style_layers"]),
+                                 content_weight=r["content_weight"], style_weight=r["style_weight"],
+                                 tv_weight=r["tv_weight"])
+
+    def stylize(self, x: torch.Tensor) -> torch.Tensor:
+        """The net on (1, 3, H, W) 0..1, padded to its stride and cropped back."""
+        with torch.inference_mode():
+            padded, (h, w) = pad_to_stride(x, self.net.config.stride)
+            return self.net(padded)[..., :h, :w]
+
+
+def objective(name: str, styles_dir: Path, device: str = "cpu") -> Objective:
+    recipe = registry.info(name).recipe
+    painting_file = styles_dir / recipe["style_image"]
+    painting = load_rgb(painting_file)
+    content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
+    vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers))).to(device)
+    # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
+    # pixels, so the painting keeps its training size whatever the evaluation size.
+    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, recipe["style_size"])).to(device), content_layers,
+                                    style_layers)
+    net = registry.load(name).to(device)  # fp32: quality is the network's, not a precision's
+    return Objective(recipe, painting, hashlib.sha256(painting_file.read_bytes()).hexdigest(), vgg, criterion, net)
+
+
 def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size: int, gatys_steps: int,
                 device: str = "cpu", earlier: dict[str, dict] | None = None,
                 frames: list[np.ndarray] | None = None) -> dict:
     """`earlier`: results of earlier runs (quality.json's "styles"); a Gatys ceiling with the same
     `ceiling_key` is taken from there instead of optimized again (10-14 min a photo on a 2-core CPU).
     `frames`: video frames to measure the net's flicker on (`benchmarks.temporal`)."""
-    entry = registry.info(name)
-    recipe = entry.recipe
-    painting_file = styles_dir / recipe["style_image"]
-    painting = load_rgb(painting_file)
-    painting_sha256 = hashlib.sha256(painting_file.read_bytes()).hexdigest()
-    content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
-    vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers))).to(device)
-    # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
-    # pixels, so the painting keeps its training size whatever the evaluation size.
-    style_side = recipe["style_size"]
-    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, style_side)).to(device), content_layers,
-                                    style_layers)
-    net = registry.load(name).to(device)  # fp32: quality is the network's, not a precision's
-    gcfg = gatys.GatysConfig(size=size, style_size=style_side, steps=gatys_steps, fine_steps=0, coarse_size=0,
-                             content_layers=content_layers, style_layers=style_layers,
-                             content_weight=recipe["content_weight"], style_weight=recipe["style_weight"],
-                             tv_weight=recipe["tv_weight"])
+    obj = objective(name, styles_dir, device)
+    recipe, painting, criterion, vgg, net = obj.recipe, obj.painting, obj.criterion, obj.vgg, obj.net
+    gcfg = obj.gatys_config(size, gatys_steps)
     rows = {}
     for photo, rgb in images.items():
         x = to_tensor(rgb).to(device)
         targets = criterion.content_targets(x)
-        with torch.inference_mode():
-            padded, (h, w) = pad_to_stride(x, net.config.stride)
-            fast = net(padded)[..., :h, :w]
+        fast = obj.stylize(x)
         fast_terms = {k: float(v) for k, v in criterion(fast, targets).items()}
+        fast_terms["style_by_layer"] = criterion.style_by_layer(fast)  # where the style gap is, layer by layer
         # A texture on the net's stride grid (a regular dot grid), next to the photo's own score (~0.002)
         fast_terms["lattice"] = float(stride_lattice(fast, net.config.stride))
         lattice = {"net": fast_terms["lattice"], "photo": float(stride_lattice(x, net.config.stride))}
-        key = ceiling_key(recipe, painting_sha256, photo, size, gatys_steps, device)
+        key = ceiling_key(recipe, obj.painting_sha256, photo, size, gatys_steps, device)
         found = earlier_ceiling(key, earlier or {})
         if found:
             source, row = found
@@ -100,7 +125,9 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
             continue
         result = gatys.run(rgb, painting, gcfg, device=device, vgg=vgg, progress=False)
         with torch.no_grad():
-            ceiling = {k: float(v) for k, v in criterion(to_tensor(result.image).to(device), targets).items()}
+            ceiling_image = to_tensor(result.image).to(device)
+            ceiling = {k: float(v) for k, v in criterion(ceiling_image, targets).items()}
+            ceiling["style_by_layer"] = criterion.style_by_layer(ceiling_image)
         rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"],
                        "ceiling_key": key, "lattice": lattice}
     mean = lambda who, key: float(np.mean([r[who][key] for r in rows.values()]))  # noqa: E731

@@ -77,6 +77,13 @@ class PerceptualCriterion:
         style = style_loss(feats, self.target_grams, self.layer_weights, mask)
         return {"content": content, "style": style, "tv": tv_loss(output)}
 
+    @torch.no_grad()
+    def style_by_layer(self, output: torch.Tensor) -> dict[str, float]:
+        """The style term of `output` (B, 3, H, W) split by layer: the parts sum to the "style" of __call__."""
+        feats = self.vgg(output)._asdict()
+        return {n: float(self.layer_weights[n] * F.mse_loss(gram(feats[n]), t.expand(len(output), -1, -1)))
+                for n, t in self.target_grams.items()}
+
 
 def stride_lattice(image: torch.Tensor, period: int) -> torch.Tensor:
     """How much of (B, C, H, W) is a pattern locked to a `period`-pixel grid: the RMS, over the period x

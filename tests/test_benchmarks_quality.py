@@ -29,6 +29,8 @@ def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_
     for term in ("content", "style"):
         assert row["net"][term] > 0 and row["gatys"][term] > 0
         assert math.isclose(r["summary"][f"{term}_ratio"], row["net"][term] / row["gatys"][term], rel_tol=1e-3)
+    for who in ("net", "gatys"):  # the style term split by layer, for both
+        assert math.isclose(sum(row[who]["style_by_layer"].values()), row[who]["style"], rel_tol=1e-4)
     assert row["ceiling_key"]["photo"] == "astronaut" and row["ceiling_key"]["gatys_steps"] == 2
     assert "gatys_from" not in row
     assert 0 <= row["lattice"]["photo"] < 0.05 and row["net"]["lattice"] == row["lattice"]["net"] > 0

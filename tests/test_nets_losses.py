@@ -65,6 +65,9 @@ def test_criterion_is_relative():
     torch.manual_seed(0)
     noise = crit(torch.rand_like(content), targets)
     assert noise["content"].item() > 0.1 and noise["tv"].item() > 0.3
+    by_layer = crit.style_by_layer(content)
+    assert list(by_layer) == ["relu1_1", "relu2_1", "relu3_1"] and min(by_layer.values()) > 0
+    assert sum(by_layer.values()) == pytest.approx(photo_vs_painting, rel=1e-5)
 
 
 def test_stride_lattice_finds_a_pattern_on_the_grid_and_not_in_a_photo():
