@@ -57,8 +57,8 @@ def native_bf16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision of the training step's forward passes (the VGG16 loss network above all): "auto" is
     bf16 where the device computes it in hardware, else fp32. The weights, Adam and the Grams stay fp32.
-    Measured on this project's 2-core AMD EPYC (AVX512-BF16), one lite step at 256 px, batch 4, one
-    thread: 8.4 s fp32, 3.7 s bf16 with channels_last."""
+    Measured on a 2-core AMD EPYC with AVX512-BF16, one lite step at 256 px (batch 4, shift loss, one
+    thread, `stylecam train`): 8.1 s fp32, 4.0 s bf16; validation after 10 steps equal to 0.1%."""
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision {precision!r}; known: {', '.join(PRECISIONS)}.")
     if precision == "auto":
