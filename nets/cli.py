@@ -118,7 +118,7 @@ def cmd_stylize(args) -> None:
     full = load_rgb(src)
     rgb = resize_max(full, args.max_side) if args.max_side else full
     device = resolve_device(args.device)
-    style = registry.info(args.style)
+    style = registry.info(registry.resolve(args.style, device.type))  # a bare painting: full on CUDA, else lite
     net = registry.load(style.name).to(device)
     check_fits_net(rgb, net.config.stride, style.arch, src, resized=rgb is not full)
     started = time.perf_counter()

@@ -87,9 +87,24 @@ def info(name: str, folder: Path | None = None) -> StyleInfo:
         matches = [n for n in styles if n.split(".", 1)[1] == name]
         if len(matches) == 1:
             return styles[matches[0]]
+        if matches:
+            raise StyleError(f"Style {name!r} is registered as {' and '.join(matches)}; name one of them.")
         known = ", ".join(styles) or "none (weights/manifest.json is empty)"
         raise StyleError(f"Unknown style {name!r}. Known styles: {known}.")
     return styles[name]
+
+
+def resolve(name: str, device: str, folder: Path | None = None) -> str:
+    """A registered name ("lite.starry_night") as it is; a bare painting ("starry_night") as its `full` net
+    on CUDA and its `lite` net elsewhere, whichever is registered. StyleError for an unknown name."""
+    known = list_styles(folder)
+    if name in known:
+        return name
+    prefer = ("full", "lite") if device.startswith("cuda") else ("lite", "full")
+    for arch in prefer:
+        if f"{arch}.{name}" in known:
+            return f"{arch}.{name}"
+    return info(name, folder).name  # raises: unknown, listing the known styles
 
 
 def sha256(path: Path) -> str:

@@ -150,13 +150,10 @@ def resolve_style(name: str, device: str) -> str:
     known = registry.list_styles()
     if not known:
         raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
-    if name in known:
-        return name
-    prefer = ("full", "lite") if device.startswith("cuda") else ("lite", "full")
-    for arch in prefer:
-        if f"{arch}.{name}" in known:
-            return f"{arch}.{name}"
-    raise ConfigError(f"Unknown style {name!r}. Known styles: {', '.join(known)}.")
+    try:
+        return registry.resolve(name, device)
+    except registry.StyleError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def default_style(device: str) -> str:

@@ -109,6 +109,14 @@ def test_stylize_bad_images(capsys, weights, tmp_path, huge, kind, words):
     assert_one_line_error(rc, err, *words)
 
 
+def test_stylize_bare_painting_with_both_sizes_takes_lite_on_cpu(capsys, weights, pics, tmp_path):
+    registry.register(build("full"), "full", "probe", weights)
+    rc, out, err = run(capsys, "stylize", pics["photo"], "--style", "probe", "--device", "cpu",
+                       "--out", tmp_path / "bare.png")
+    assert rc == 0, err
+    assert "(lite.probe," in out and (tmp_path / "bare.png").is_file()
+
+
 def test_stylize_unknown_style_lists_known(capsys, weights, pics):
     rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.nope")
     assert_one_line_error(rc, err, "Unknown style", "lite.probe")

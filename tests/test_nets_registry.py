@@ -53,8 +53,20 @@ def test_register_replaces_and_sorts(folder):
     registry.register(build("lite"), "lite", "another", folder)
     registry.register(build("lite"), "lite", "probe", folder)  # replace, not duplicate
     assert registry.list_styles(folder) == ["full.probe", "lite.another", "lite.probe"]
-    with pytest.raises(StyleError, match="Known styles: full.probe, lite.another, lite.probe"):
+    with pytest.raises(StyleError, match=r"'probe' is registered as full\.probe and lite\.probe; name one"):
         registry.info("probe", folder)  # ambiguous bare name: spell the arch
+
+
+def test_resolve_picks_full_on_cuda_and_lite_elsewhere(folder):
+    registry.register(build("full"), "full", "probe", folder)
+    registry.register(build("full"), "full", "only_full", folder)
+    assert registry.resolve("probe", "cuda", folder) == "full.probe"
+    assert registry.resolve("probe", "cuda:1", folder) == "full.probe"
+    assert registry.resolve("probe", "cpu", folder) == "lite.probe"
+    assert registry.resolve("only_full", "cpu", folder) == "full.only_full"  # the arch there is
+    assert registry.resolve("full.probe", "cpu", folder) == "full.probe"  # a spelled arch as it is
+    with pytest.raises(StyleError, match=r"Unknown style 'nope'\. Known styles: full\.only_full, full\.probe"):
+        registry.resolve("nope", "cpu", folder)
 
 
 def test_update_metrics_merges_and_keeps_the_rest(folder):
