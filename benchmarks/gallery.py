@@ -62,12 +62,16 @@ def stylize(net: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
 
 
 def paintings(names: list[str]) -> dict[str, dict[str, str]]:
-    """painting key -> {arch: registry name}, in the given order ("lite.udnie" -> "udnie"); a bare painting
-    name is resolved as `--style` does, an unknown one raises registry.StyleError."""
+    """painting key -> {arch: registry name}, in the order the paintings first appear ("lite.udnie" ->
+    "udnie"); a bare painting name stands for every registered size of it, an unknown one raises
+    registry.StyleError."""
+    known = registry.list_styles()
     out: dict[str, dict[str, str]] = {}
-    for name in (registry.info(n).name for n in names):
-        arch, key = name.split(".", 1)
-        out.setdefault(key, {})[arch] = name
+    for n in names:
+        sizes = [k for k in known if k.split(".", 1)[1] == n] or [registry.info(n).name]
+        for name in sizes:
+            arch, key = name.split(".", 1)
+            out.setdefault(key, {})[arch] = name
     return out
 
 
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         check_output(args.out)  # before a minute of stylizing, not after
-        path = save_rgb(args.out, sheet(args.names or registry.list_styles()))
+        by_painting = sorted(registry.list_styles(), key=lambda n: n.split(".", 1)[1])
+        path = save_rgb(args.out, sheet(args.names or by_painting))
     except (registry.StyleError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -205,8 +205,11 @@ def test_gallery_resolves_bare_names_and_refuses_bad_input_in_one_line(tmp_path,
     from benchmarks import gallery
     from nets import registry
 
-    name = registry.list_styles()[0]
-    assert gallery.paintings([name.split(".", 1)[1]]) == {name.split(".", 1)[1]: {"lite": name}}
+    known = registry.list_styles()
+    for key in {n.split(".", 1)[1] for n in known}:  # a bare painting: every size registered of it
+        sizes = {arch: f"{arch}.{key}" for arch in ("full", "lite") if f"{arch}.{key}" in known}
+        assert gallery.paintings([key]) == {key: sizes}
+    assert gallery.paintings([known[0]]) == {known[0].split(".", 1)[1]: {known[0].split(".", 1)[0]: known[0]}}
     for args in (["--names", "no_such_painting"], ["--out", str(tmp_path / "sheet.xyz")]):
         assert gallery.main(args) == 1
         err = capsys.readouterr().err.strip()
