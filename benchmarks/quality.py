@@ -138,7 +138,7 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
     summary["style_ratio"] = summary["net_style"] / max(summary["gatys_style"], 1e-9)
     summary["content_ratio"] = summary["net_content"] / max(summary["gatys_content"], 1e-9)
     if frames:
-        summary |= temporal.flicker(net, frames, device)
+        summary |= temporal.flicker(net, frames, device) | temporal.noise_gain(net, frames, device)
     return {"summary": {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}, "per_photo": rows}
 
 
@@ -155,13 +155,14 @@ def lattice_cell(summary: dict) -> str:
 
 def markdown(results: dict[str, dict]) -> str:
     lines = ["| style | size px | net content | Gatys content | content ratio | net style | Gatys style | style ratio "
-             "| stride lattice (photo) | flicker |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| stride lattice (photo) | flicker | noise gain |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         s = r["summary"]
         flicker = f"{s['flicker']:.2f}" if "flicker" in s else "-"
+        gain = f"{s['noise_gain']:.2f}" if "noise_gain" in s else "-"
         lines.append(f"| {name} | {s['size']} | {s['net_content']:.3f} | {s['gatys_content']:.3f} | {s['content_ratio']:.2f} "
                      f"| {s['net_style']:.3f} | {s['gatys_style']:.3f} | {s['style_ratio']:.2f} "
-                     f"| {lattice_cell(s)} | {flicker} |")
+                     f"| {lattice_cell(s)} | {flicker} | {gain} |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ import torch
 from nets.transformer_net import pad_to_stride
 
 CONSISTENT_PX = 1.0  # forward + backward flow within this many pixels: the pixel is visible in both frames
+NOISE_LEVELS = 2.0  # std of the pixel noise noise_gain adds, of 255 (a webcam's grain at good light)
 
 
 def sample_frames(count: int = 40, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
@@ -59,8 +60,8 @@ def warping_errors(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> tuple
     return float(np.mean(err_in)), float(np.mean(err_out))
 
 
-def flicker(net: torch.nn.Module, frames: list[np.ndarray], device: str | torch.device = "cpu") -> dict[str, float]:
-    """The net's warping error on `frames` over the inputs' own (the score), with both errors."""
+def stylize_frames(net: torch.nn.Module, frames: list[np.ndarray], device: str | torch.device = "cpu") -> list[np.ndarray]:
+    """`net` on each uint8 RGB frame (padded to its stride, cropped back), as uint8 RGB."""
     outputs = []
     with torch.inference_mode():
         for f in frames:
@@ -68,5 +69,25 @@ def flicker(net: torch.nn.Module, frames: list[np.ndarray], device: str | torch.
             padded, (h, w) = pad_to_stride(x, net.config.stride)
             y = net(padded)[..., :h, :w]
             outputs.append((y[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().cpu().numpy())
-    err_in, err_out = warping_errors(frames, outputs)
+    return outputs
+
+
+def flicker(net: torch.nn.Module, frames: list[np.ndarray], device: str | torch.device = "cpu") -> dict[str, float]:
+    """The net's warping error on `frames` over the inputs' own (the score), with both errors."""
+    err_in, err_out = warping_errors(frames, stylize_frames(net, frames, device))
     return {"flicker": err_out / max(err_in, 1e-9), "warp_error": err_out, "input_warp_error": err_in}
+
+
+def noise_gain(net: torch.nn.Module, frames: list[np.ndarray], device: str | torch.device = "cpu",
+               levels: float = NOISE_LEVELS, every: int = 4) -> dict[str, float]:
+    """How much of a frame's pixel noise the net passes on: mean |net(frame + noise) - net(frame)| over
+    mean |noise|, Gaussian noise of `levels` (of 255) on every `every`-th frame, a fixed seed. A still
+    scene's frames differ by such noise; a net that amplifies it (gain near or above 1) repaints its
+    strokes every frame. On the shipped nets it ranks them as `flicker` does (docs/styles.md)."""
+    clean = frames[::every]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(f + rng.normal(0, levels, f.shape), 0, 255).round().astype(np.uint8) for f in clean]
+    before, after = stylize_frames(net, clean, device), stylize_frames(net, noisy, device)
+    out_change = np.mean([np.abs(a.astype(np.float32) - b).mean() for a, b in zip(before, after)])
+    in_change = np.mean([np.abs(a.astype(np.float32) - b).mean() for a, b in zip(clean, noisy)])
+    return {"noise_gain": float(out_change / max(in_change, 1e-9))}

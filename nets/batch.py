@@ -65,7 +65,7 @@ def train_command(painting: Path, args: argparse.Namespace, weights_dir: Path, o
     cmd = [sys.executable, "-m", "nets.cli", "train", str(painting), "--content", str(args.carry / "content"),
            "--arch", args.arch, "--device", args.device, "--size", str(args.size), "--style-size", str(args.style_size),
            "--batch", str(args.batch), "--steps", str(args.steps), "--style-weight", str(args.style_weight),
-           "--shift-weight", str(args.shift_weight),
+           "--shift-weight", str(args.shift_weight), "--noise-weight", str(args.noise_weight),
            "--val-count", str(args.val_count),
            "--weights-dir", str(weights_dir), "--out-dir", str(out_dir), "--no-progress"]
     cmd += ["--max-seconds", f"{seconds:.0f}"] if seconds else []
@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--style-weight", type=float, default=2.0)
     t.add_argument("--shift-weight", type=float, default=0.0,
                    help="nets.losses.shift_loss; 200 took the 8 px grid and most flicker out of the lite nets")
+    t.add_argument("--noise-weight", type=float, default=0.0,
+                   help="nets.losses.noise_loss, against the full nets' flicker (docs/styles.md)")
     t.add_argument("--val-count", type=int, default=8, help="validation photos held out of training")
     t.add_argument("--deadline", type=float, default=540, help="seconds, then stop and pack (0 = none)")
     t.add_argument("--export-margin", type=float, default=45,

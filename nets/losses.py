@@ -113,3 +113,17 @@ def shift_loss(net, batch: torch.Tensor, output: torch.Tensor, stride: int) -> t
     hh, ww = h - stride, w - stride  # the crop keeps sides that are multiples of the stride
     moved = net(batch[:, :, dy:dy + hh, dx:dx + ww])  # (B, 3, hh, ww)
     return F.mse_loss(moved.float(), output[:, :, dy:dy + hh, dx:dx + ww].float())
+
+
+NOISE_SIGMA = 0.02  # std of the pixel noise noise_loss adds, in 0..1 (~5 of 255 levels: a webcam's grain)
+
+
+def noise_loss(net, batch: torch.Tensor, output: torch.Tensor, sigma: float = NOISE_SIGMA) -> torch.Tensor:
+    """Noise stability (Gupta et al. 2017, "Characterizing and Improving Stability in Neural Style
+    Transfer"): `net` on the photo with Gaussian pixel noise of std `sigma` added, against `output` =
+    net(batch). Consecutive video frames of a still scene differ by sensor and compression noise; a net
+    that amplifies it repaints its strokes every frame. On the shipped full nets, the output change per
+    unit of input noise ranks them as their flicker on the sample clip does (docs/styles.md).
+    Mean squared difference of 0..1 pixels."""
+    noisy = (batch + sigma * torch.randn_like(batch)).clamp(0, 1)
+    return F.mse_loss(net(noisy).float(), output.float())

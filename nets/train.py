@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from nets import registry
 from nets.images import ImageError, load_rgb, save_rgb, to_tensor, to_uint8
-from nets.losses import PerceptualCriterion, shift_loss, stride_lattice
+from nets.losses import PerceptualCriterion, noise_loss, shift_loss, stride_lattice
 from nets.transformer_net import ARCHS, TransformerNet
 from nets.vgg import VGG16
 
@@ -39,9 +39,9 @@ class CheckpointError(RuntimeError):
 # The recipe fields a resumed run may change (a later stage at a larger crop, a lower lr, ...): each
 # stretch of steps trained with one setting of them is recorded as a stage in the exported recipe.
 STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "shift_weight",
-                "device", "precision")
+                "noise_weight", "device", "precision")
 # Fields added later: what stages recorded before them trained with (every earlier stage ran fp32 on a CPU).
-STAGE_DEFAULTS = {"shift_weight": 0.0, "precision": "fp32"}
+STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32"}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -85,6 +85,7 @@ class TrainConfig:
     style_weight: float = 5.0
     tv_weight: float = 1e-2
     shift_weight: float = 0.0  # nets.losses.shift_loss: against textures locked to the net's stride grid
+    noise_weight: float = 0.0  # nets.losses.noise_loss: against strokes that change with pixel noise (flicker)
     precision: str = "auto"  # of the training step's forward passes (resolve_precision); validation runs fp32
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -184,9 +185,13 @@ class Trainer:
             terms = self.criterion(output, targets)
             if cfg.shift_weight:
                 terms["shift"] = shift_loss(self.net, batch, output, self.net.config.stride)
+            if cfg.noise_weight:
+                terms["noise"] = noise_loss(self.net, batch, output)
         total = cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"]
         if cfg.shift_weight:
             total = total + cfg.shift_weight * terms["shift"]
+        if cfg.noise_weight:
+            total = total + cfg.noise_weight * terms["noise"]
         return total, {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}
 
     @torch.no_grad()

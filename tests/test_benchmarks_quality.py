@@ -38,7 +38,9 @@ def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_
     assert r["summary"]["net_lattice"] == round(row["lattice"]["net"], 4)
     assert f"{r['summary']['net_lattice']:.4f} (" in quality.markdown({style_name: r})
     assert r["summary"]["flicker"] == pytest.approx(r["summary"]["warp_error"] / r["summary"]["input_warp_error"], rel=2e-2)  # of rounded errors
-    assert quality.markdown({style_name: r}).splitlines()[-1].endswith(f"| {r['summary']['flicker']:.2f} |")
+    assert r["summary"]["noise_gain"] >= 0
+    assert quality.markdown({style_name: r}).splitlines()[-1].endswith(
+        f"| {r['summary']['flicker']:.2f} | {r['summary']['noise_gain']:.2f} |")
 
 
 def test_a_ceiling_is_reused_only_for_the_same_painting_and_objective(styles_dir, style_name):

@@ -38,3 +38,10 @@ def test_a_net_that_changes_nothing_scores_one(frames):
 def test_flattening_lowers_it_and_a_texture_fixed_to_the_frame_raises_it(frames):
     assert temporal.flicker(Pointwise(a=0.5, b=0.25), frames)["flicker"] == pytest.approx(0.5, abs=0.02)
     assert temporal.flicker(Pointwise(texture=0.3), frames)["flicker"] > 1.5
+
+
+def test_noise_gain_is_one_for_a_pass_through_net_and_scales_with_contrast(frames):
+    assert temporal.noise_gain(Pointwise(), frames)["noise_gain"] == pytest.approx(1.0, abs=0.02)
+    assert temporal.noise_gain(Pointwise(a=0.5, b=0.25), frames)["noise_gain"] == pytest.approx(0.5, abs=0.1)
+    # a texture fixed to the frame moves nothing when only noise changes
+    assert temporal.noise_gain(Pointwise(texture=0.3), frames)["noise_gain"] == pytest.approx(1.0, abs=0.1)

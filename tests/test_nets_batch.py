@@ -24,7 +24,7 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
     tar_path = tmp_path / "out" / "weights.tar"
     assert batch.main(["train", "--carry", str(carry), "--out", str(tar_path), "--arch", "lite", "--device", "cpu",
                        "--jobs", "1", "--size", "32", "--style-size", "64", "--batch", "2", "--steps", "2",
-                       "--val-count", "2", "--shift-weight", "5", "--deadline", "0"]) == 0
+                       "--val-count", "2", "--shift-weight", "5", "--noise-weight", "3", "--deadline", "0"]) == 0
     with tarfile.open(tar_path) as tar:
         names = tar.getnames()
         report = json.load(tar.extractfile("report.json"))
@@ -36,7 +36,7 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
     assert batch.merge(tar_path, home) == ["lite.swirl"]
     entry = registry.info("lite.swirl", home)
     assert entry.recipe["steps"] == 2 and entry.recipe["device"] == "cpu" and "val_style" in entry.metrics
-    assert entry.recipe["shift_weight"] == 5.0 and "val_lattice" in entry.metrics
+    assert entry.recipe["shift_weight"] == 5.0 and entry.recipe["noise_weight"] == 3.0 and "val_lattice" in entry.metrics
     net = registry.load("lite.swirl", home)
     with torch.no_grad():
         assert torch.isfinite(net(torch.rand(1, 3, 32, 32))).all()

@@ -366,7 +366,8 @@ def test_styles_empty(capsys, tmp_path, monkeypatch):
                                             ("size", ["--size 12", "multiple of 8"]),
                                             ("val-size", ["--val-size 8", "at least 16"]),
                                             ("init-unknown", ["lite.nothing", "Known"]),
-                                            ("shift-negative", ["--shift-weight -1", "negative"])])
+                                            ("shift-negative", ["--shift-weight -1", "negative"]),
+                                            ("noise-negative", ["--noise-weight -2", "negative"])])
 def test_train_errors(capsys, tmp_path, pics, problem, words):
     content = tmp_path / "content"
     if problem != "no-dir":
@@ -379,7 +380,7 @@ def test_train_errors(capsys, tmp_path, pics, problem, words):
     extra = {"layer": ["--style-layers", "relu1_2,relu9_9"], "size": ["--size", "12"],
              "val-size": ["--val-size", "8"],
              "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64"],
-             "shift-negative": ["--shift-weight", "-1"]}.get(problem, [])
+             "shift-negative": ["--shift-weight", "-1"], "noise-negative": ["--noise-weight", "-2"]}.get(problem, [])
     rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
                      "--no-progress", "--device", "cpu", *extra)
     assert_one_line_error(rc, err, *words)

@@ -100,3 +100,17 @@ def test_shift_loss_is_zero_for_a_shift_equivariant_net_and_not_for_a_gridded_on
             assert float(shift_loss(gridded, x, gridded(x), 8)) > 1e-3
     with pytest.raises(ValueError, match="at least 2 strides"):  # the moved crop would be empty
         shift_loss(smooth, x[..., :12, :12], smooth(x[..., :12, :12]), 8)
+
+
+def test_noise_loss_is_zero_for_a_noise_blind_net_and_grows_with_the_nets_gain():
+    from nets.losses import noise_loss
+
+    x = torch.rand(2, 3, 32, 32)
+    constant = lambda batch: torch.full_like(batch, 0.5)  # ignores its input, noise included
+    identity = lambda batch: batch
+    amplifier = lambda batch: 4 * batch  # repaints every pixel with 4x the noise
+    torch.manual_seed(0)
+    assert float(noise_loss(constant, x, constant(x))) == 0.0
+    quiet, loud = float(noise_loss(identity, x, identity(x))), float(noise_loss(amplifier, x, amplifier(x)))
+    assert 0.5 * 0.02 ** 2 < quiet < 0.02 ** 2  # clamping at 0 and 1 trims some of the noise's variance
+    assert loud == pytest.approx(16 * quiet, rel=0.2)

@@ -162,15 +162,16 @@ def test_init_from_continues_a_registered_style_with_its_stages(cfg, tmp_path):
         del os.environ["STYLECAM_WEIGHTS"]
 
 
-def test_the_shift_loss_is_a_training_term_when_weighted(cfg, tmp_path):
-    trainer = Trainer(replace(cfg, shift_weight=5.0, out_dir=str(tmp_path / "run")))
+@pytest.mark.parametrize("term", ["shift", "noise"])
+def test_the_shift_and_noise_losses_are_training_terms_when_weighted(cfg, tmp_path, term):
+    trainer = Trainer(replace(cfg, **{f"{term}_weight": 5.0}, out_dir=str(tmp_path / "run")))
     batch = next(iter(trainer.loader))
     total, terms = trainer.loss(batch)
-    assert terms["shift"] > 0
+    assert terms[term] > 0 and ({"shift", "noise"} - {term}).isdisjoint(terms)  # only the weighted one runs
     weighted_sum = (cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"]
-                    + cfg.tv_weight * terms["tv"] + 5.0 * terms["shift"])
+                    + cfg.tv_weight * terms["tv"] + 5.0 * terms[term])
     assert float(total.detach()) == pytest.approx(weighted_sum, rel=1e-5)
-    assert "shift" not in Trainer(replace(cfg, out_dir=str(tmp_path / "off"))).loss(batch)[1]
+    assert term not in Trainer(replace(cfg, out_dir=str(tmp_path / "off"))).loss(batch)[1]
 
 
 def test_max_seconds_stops_the_run_and_exports_the_steps_reached(cfg, tmp_path):
