@@ -83,7 +83,7 @@ def noise_gain(net: torch.nn.Module, frames: list[np.ndarray], device: str | tor
     """How much of a frame's pixel noise the net passes on: mean |net(frame + noise) - net(frame)| over
     mean |noise|, Gaussian noise of `levels` (of 255) on every `every`-th frame, a fixed seed. A still
     scene's frames differ by such noise; a net that amplifies it (gain near or above 1) repaints its
-    strokes every frame. On the shipped nets it ranks them as `flicker` does (docs/styles.md)."""
+    strokes every frame. On the shipped nets it ranks them nearly as `flicker` does (docs/styles.md)."""
     clean = frames[::every]
     rng = np.random.default_rng(0)
     noisy = [np.clip(f + rng.normal(0, levels, f.shape), 0, 255).round().astype(np.uint8) for f in clean]

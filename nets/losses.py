@@ -123,7 +123,7 @@ def noise_loss(net, batch: torch.Tensor, output: torch.Tensor, sigma: float = NO
     Transfer"): `net` on the photo with Gaussian pixel noise of std `sigma` added, against `output` =
     net(batch). Consecutive video frames of a still scene differ by sensor and compression noise; a net
     that amplifies it repaints its strokes every frame. On the shipped full nets, the output change per
-    unit of input noise ranks them as their flicker on the sample clip does (docs/styles.md).
+    unit of input noise ranks them nearly as their flicker on the sample clip does (docs/styles.md).
     Mean squared difference of 0..1 pixels."""
     noisy = (batch + sigma * torch.randn_like(batch)).clamp(0, 1)
     return F.mse_loss(net(noisy).float(), output.float())
