@@ -28,7 +28,8 @@ class BenchConfig:
     seconds: float = 3.0  # time budget per measurement: slow configs stop after `min_iters`
     # The full net is ~47 GMAC at 640x480: on the CPU it runs only up to this many pixels.
     full_cpu_max_pixels: int = 320 * 240
-    # CPU bf16/fp16 convolutions are emulated without AVX512-BF16/AMX (~30x slower than fp32 here).
+    # CPU bf16/fp16 convolutions the CPU emulates (bf16 without AVX512-BF16/AMX, ~30x slower than fp32 on
+    # an AVX2 EPYC) run only up to this many pixels; native ones (benchmarks.network.native_cpu_dtypes) at all.
     cpu_lowp_max_pixels: int = 320 * 240
     cpu_path_size: tuple[int, int] = (640, 480)  # the goal's size
     # also raced at the processing sizes of `extra_scales` (e.g. 320x240 = 640x480 at scale 0.5)

@@ -18,6 +18,7 @@ from benchmarks.harness import measure
 from benchmarks.styles import load_net, registered
 from nets import registry
 from nets.subpixel import fold_upsampling
+from nets.train import native_bf16
 from nets.transformer_net import build, count_macs
 
 log = logging.getLogger(__name__)
@@ -39,15 +40,27 @@ def devices(cfg: BenchConfig) -> tuple[list[str], list[dict]]:
     return ok, skipped
 
 
-def skip_reason(cfg: BenchConfig, device: str, net: str, dtype: str, size: tuple[int, int]) -> str | None:
+def native_cpu_dtypes() -> frozenset[str]:
+    """The low-precision dtypes this CPU convolves in hardware (oneDNN): bf16 with AVX512-BF16 or AMX,
+    fp16 with AMX-FP16. The others it emulates, up to >20x slower than fp32."""
+    native = {"bf16"} if native_bf16(torch.device("cpu")) else set()
+    if getattr(torch.cpu, "_is_amx_fp16_supported", lambda: False)():
+        native.add("fp16")
+    return frozenset(native)
+
+
+def skip_reason(cfg: BenchConfig, device: str, net: str, dtype: str, size: tuple[int, int],
+                native: frozenset[str] = frozenset()) -> str | None:
+    """Why this configuration is not timed, or None. `native`: the CPU's hardware low-precision dtypes
+    (`native_cpu_dtypes`), timed at every size; an emulated one only on the lite net's smallest sizes."""
     if device != "cpu":
         return None
     pixels = size[0] * size[1]
     if net == "full" and pixels > cfg.full_cpu_max_pixels:
         return f"full net on the CPU only up to {cfg.full_cpu_max_pixels} pixels (~47 GMAC at 640x480)"
-    if dtype != "fp32" and (net != "lite" or pixels > cfg.cpu_lowp_max_pixels):
-        return (f"CPU {dtype} only for the lite net up to {cfg.cpu_lowp_max_pixels} pixels: without "
-                "AVX512-BF16/FP16 or AMX the CPU emulates it (>20x slower than fp32)")
+    if dtype != "fp32" and dtype not in native and (net != "lite" or pixels > cfg.cpu_lowp_max_pixels):
+        return (f"CPU {dtype} only for the lite net up to {cfg.cpu_lowp_max_pixels} pixels: this CPU has no "
+                f"native {dtype} convolutions (bf16: AVX512-BF16 or AMX; fp16: AMX-FP16) and emulates them")
     return None
 
 
@@ -60,6 +73,7 @@ def to_input(image: np.ndarray, device: str, dtype: torch.dtype, channels_last: 
 def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
     """Returns (records, skipped)."""
     ok, skipped = devices(cfg)
+    native = native_cpu_dtypes()
     records = []
     for device in ok:
         for arch in cfg.nets:
@@ -68,7 +82,7 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                 image = media.frames(size, 1)[0]
                 macs = count_macs(build(arch), size[1], size[0])
                 for dt in cfg.dtypes:
-                    why = skip_reason(cfg, device, arch, dt, size)
+                    why = skip_reason(cfg, device, arch, dt, size, native)
                     key = {"net": arch, "device": device, "dtype": dt, "size": list(size)}
                     if why:
                         skipped.append({**key, "section": "network", "skipped": why})

@@ -137,6 +137,18 @@ def test_live_goals_carry_the_source_pace_ceiling_and_the_file_mode_ratio():
     assert naive["ceiling"] == pytest.approx(8.4) and naive["file_mode"] == 7.5
 
 
+def test_low_precision_on_the_cpu_is_capped_only_where_it_is_emulated():
+    from benchmarks.config import BenchConfig
+    from benchmarks.network import skip_reason
+    cfg, vga = BenchConfig(), (640, 480)
+    assert "emulates" in skip_reason(cfg, "cpu", "lite", "bf16", vga)  # no native dtypes: capped
+    assert skip_reason(cfg, "cpu", "lite", "bf16", vga, frozenset({"bf16"})) is None
+    assert "emulates" in skip_reason(cfg, "cpu", "lite", "fp16", vga, frozenset({"bf16"}))
+    assert skip_reason(cfg, "cpu", "lite", "bf16", (320, 240)) is None  # the smallest size always runs
+    assert "full net" in skip_reason(cfg, "cpu", "full", "bf16", vga, frozenset({"bf16"}))  # ~47 GMAC
+    assert skip_reason(cfg, "cuda", "full", "fp16", (1920, 1080)) is None
+
+
 def test_cuda_is_skipped_cleanly_without_it(tiny):
     _, r = tiny
     if torch.cuda.is_available():
