@@ -25,7 +25,7 @@ from benchmarks import machine, temporal
 from nets import gatys, registry
 from nets.filelock import exclusive
 from nets.images import ImageError, load_rgb, resize_max, to_tensor
-from nets.losses import PerceptualCriterion, stride_lattice
+from nets.losses import PerceptualCriterion, border_texture, stride_lattice
 from nets.transformer_net import pad_to_stride
 from nets.vgg import VGG16
 
@@ -116,12 +116,16 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
         # A texture on the net's stride grid (a regular dot grid), next to the photo's own score (~0.002)
         fast_terms["lattice"] = float(stride_lattice(fast, net.config.stride))
         lattice = {"net": fast_terms["lattice"], "photo": float(stride_lattice(x, net.config.stride))}
+        # Texture along the frame's edges against the inside, next to the photo's own (`border_texture`)
+        fast_terms["border"] = float(border_texture(fast))
+        border = {"net": fast_terms["border"], "photo": float(border_texture(x))}
         key = ceiling_key(recipe, obj.painting_sha256, photo, size, gatys_steps, device)
         found = earlier_ceiling(key, earlier or {})
         if found:
             source, row = found
             rows[photo] = {"net": fast_terms, "gatys": row["gatys"], "gatys_seconds": row["gatys_seconds"],
-                           "ceiling_key": key, "gatys_from": row.get("gatys_from", source), "lattice": lattice}
+                           "ceiling_key": key, "gatys_from": row.get("gatys_from", source), "lattice": lattice,
+                           "border": border}
             continue
         result = gatys.run(rgb, painting, gcfg, device=device, vgg=vgg, progress=False)
         with torch.no_grad():
@@ -129,12 +133,13 @@ def score_style(name: str, styles_dir: Path, images: dict[str, np.ndarray], size
             ceiling = {k: float(v) for k, v in criterion(ceiling_image, targets).items()}
             ceiling["style_by_layer"] = criterion.style_by_layer(ceiling_image)
         rows[photo] = {"net": fast_terms, "gatys": ceiling, "gatys_seconds": result.metrics["seconds"],
-                       "ceiling_key": key, "lattice": lattice}
+                       "ceiling_key": key, "lattice": lattice, "border": border}
     mean = lambda who, key: float(np.mean([r[who][key] for r in rows.values()]))  # noqa: E731
     summary = {"size": size, "photos": list(images), "gatys_steps": gatys_steps, "device": device,
                "net_content": mean("net", "content"), "net_style": mean("net", "style"),
                "gatys_content": mean("gatys", "content"), "gatys_style": mean("gatys", "style"),
-               "net_lattice": mean("lattice", "net"), "photo_lattice": mean("lattice", "photo")}
+               "net_lattice": mean("lattice", "net"), "photo_lattice": mean("lattice", "photo"),
+               "net_border": mean("border", "net"), "photo_border": mean("border", "photo")}
     summary["style_ratio"] = summary["net_style"] / max(summary["gatys_style"], 1e-9)
     summary["content_ratio"] = summary["net_content"] / max(summary["gatys_content"], 1e-9)
     if frames:
@@ -153,16 +158,24 @@ def lattice_cell(summary: dict) -> str:
     return f"{summary['net_lattice']:.4f} ({summary['photo_lattice']:.4f})"
 
 
+def border_cell(summary: dict) -> str:
+    """The net's `border_texture` next to the photos' (rows scored before it was measured have none)."""
+    if "net_border" not in summary:
+        return "-"
+    return f"{summary['net_border']:.2f} ({summary['photo_border']:.2f})"
+
+
 def markdown(results: dict[str, dict]) -> str:
     lines = ["| style | size px | net content | Gatys content | content ratio | net style | Gatys style | style ratio "
-             "| stride lattice (photo) | flicker | noise gain |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| stride lattice (photo) | border (photo) | flicker | noise gain |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         s = r["summary"]
         flicker = f"{s['flicker']:.2f}" if "flicker" in s else "-"
         gain = f"{s['noise_gain']:.2f}" if "noise_gain" in s else "-"
         lines.append(f"| {name} | {s['size']} | {s['net_content']:.3f} | {s['gatys_content']:.3f} | {s['content_ratio']:.2f} "
                      f"| {s['net_style']:.3f} | {s['gatys_style']:.3f} | {s['style_ratio']:.2f} "
-                     f"| {lattice_cell(s)} | {flicker} | {gain} |")
+                     f"| {lattice_cell(s)} | {border_cell(s)} | {flicker} | {gain} |")
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,8 @@ class CheckpointError(RuntimeError):
 STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "shift_weight",
                 "noise_weight", "device", "precision")
 # Fields added later: what stages recorded before them trained with (every earlier stage ran fp32 on a CPU).
-STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32"}
+# "margin" is the net's (`NetConfig.margin`, the lite net's 8 px since the border fix), recorded per stage too.
+STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32", "margin": 0}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -67,7 +68,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def stage_of(cfg: "TrainConfig", first: int, last: int, seconds: float | None) -> dict:
-    return {"steps": [first, last], **{k: getattr(cfg, k) for k in STAGE_FIELDS}, "seconds": seconds}
+    return {"steps": [first, last], **{k: getattr(cfg, k) for k in STAGE_FIELDS}, "margin": ARCHS[cfg.arch].margin,
+            "seconds": seconds}
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ class Trainer:
         if self.step == self.run_start_step:
             return stages
         last = stages[-1] if stages else None
-        same_recipe = last and all(last.get(k, STAGE_DEFAULTS.get(k)) == now[k] for k in STAGE_FIELDS)
+        same_recipe = last and all(last.get(k, STAGE_DEFAULTS.get(k)) == now[k] for k in (*STAGE_FIELDS, "margin"))
         if same_recipe and not self.started_from and last["steps"][1] == now["steps"][0]:
             seconds = None if last["seconds"] is None else round(last["seconds"] + now["seconds"], 1)
             last.update(steps=[last["steps"][0], now["steps"][1]], seconds=seconds)
@@ -276,7 +278,7 @@ class Trainer:
                                   f"--steps {self.cfg.steps} adds none (give the total, e.g. --steps {recipe.get('steps', 0) + 200}).")
         self.net.load_state_dict(registry.load(name).state_dict(), strict=True)
         self.step = self.run_start_step = int(recipe.get("steps", 0))
-        single = {"steps": [0, self.step], **{k: recipe.get(k, STAGE_DEFAULTS.get(k)) for k in STAGE_FIELDS},
+        single = {"steps": [0, self.step], **{k: recipe.get(k, STAGE_DEFAULTS.get(k)) for k in (*STAGE_FIELDS, "margin")},
                   "seconds": recipe.get("train_seconds")}
         self.stages = [dict(x) for x in recipe.get("stages", [single] if self.step else [])]
         self.started_from = name

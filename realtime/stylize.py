@@ -95,7 +95,8 @@ class Stylizer:
         h, w = x.shape[-2:]
         y = x
         if self.scale != 1.0:
-            y = self._resize(x, (max(8, round(h * self.scale)), max(8, round(w * self.scale))))
+            # sides of 2 lite strides at least: the reflected margin needs a side above its 8 px
+            y = self._resize(x, (max(16, round(h * self.scale)), max(16, round(w * self.scale))))
         y, (hh, ww) = pad_to_stride(y, net.config.stride)
         y = net(y)[..., :hh, :ww]
         if (hh, ww) != (h, w):

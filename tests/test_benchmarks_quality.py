@@ -37,6 +37,8 @@ def test_ratios_are_net_over_gatys_and_every_row_records_its_ceiling_key(styles_
     assert 0 <= row["lattice"]["photo"] < 0.05 and row["net"]["lattice"] == row["lattice"]["net"] > 0
     assert r["summary"]["net_lattice"] == round(row["lattice"]["net"], 4)
     assert f"{r['summary']['net_lattice']:.4f} (" in quality.markdown({style_name: r})
+    assert row["border"]["photo"] > 0 and row["net"]["border"] == row["border"]["net"] > 0
+    assert f"| {r['summary']['net_border']:.2f} ({r['summary']['photo_border']:.2f}) |" in quality.markdown({style_name: r})
     assert r["summary"]["flicker"] == pytest.approx(r["summary"]["warp_error"] / r["summary"]["input_warp_error"], rel=2e-2)  # of rounded errors
     assert r["summary"]["noise_gain"] >= 0
     assert quality.markdown({style_name: r}).splitlines()[-1].endswith(

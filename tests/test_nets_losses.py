@@ -114,3 +114,15 @@ def test_noise_loss_is_zero_for_a_noise_blind_net_and_grows_with_the_nets_gain()
     quiet, loud = float(noise_loss(identity, x, identity(x))), float(noise_loss(amplifier, x, amplifier(x)))
     assert 0.5 * 0.02 ** 2 < quiet < 0.02 ** 2  # clamping at 0 and 1 trims some of the noise's variance
     assert loud == pytest.approx(16 * quiet, rel=0.2)
+
+
+def test_border_texture_finds_stripes_along_the_edges_and_not_in_a_photo():
+    from nets.losses import border_texture
+
+    x = to_tensor(photo("astronaut", 256))
+    own = float(border_texture(x))
+    assert 0.3 < own < 1.0  # a photo's edges are about as detailed as its inside
+    striped = x.clone()
+    striped[..., :, :3] = torch.rand(1, 3, 256, 3)  # noise in the outer 3 px of the left side
+    striped[..., :3, :] = torch.rand(1, 3, 3, 256)
+    assert float(border_texture(striped)) > 2 * own

@@ -78,6 +78,7 @@ def test_a_resume_with_another_recipe_is_recorded_as_a_stage(cfg, tmp_path):
     stages = recipe["stages"]
     assert [s["steps"] for s in stages] == [[0, 3], [3, 5]]
     assert [(s["size"], s["lr"]) for s in stages] == [(64, 1e-2), (32, 5e-3)]
+    assert [s["margin"] for s in stages] == [8, 8]  # the lite net's border margin, trained with
     assert all(s["seconds"] > 0 for s in stages)
     assert recipe["train_seconds"] == pytest.approx(sum(s["seconds"] for s in stages), abs=0.2)
     assert recipe["images_seen"] == 5 * cfg.batch and recipe["size"] == 32  # top level: the last stage

@@ -6,7 +6,11 @@ import torch
 
 from nets_media import photo, one_torch_thread  # noqa: F401 (autouse fixture)
 from nets.images import to_tensor
-from nets.transformer_net import ARCHS, build, count_macs, pad_to_stride
+import dataclasses
+
+import torch.nn.functional as F
+
+from nets.transformer_net import ARCHS, NetConfig, TransformerNet, build, count_macs, pad_to_stride
 
 # fp16 on CUDA vs fp32, both on the same input: at most ~5 grey levels anywhere and half a grey level
 # on average. Measured with fp16 on CPU for reference: max 0.0019, mean 0.0003 (random init, 128 px).
@@ -36,8 +40,29 @@ def test_strides():
     assert build("lite").config.stride == 8 and build("full").config.stride == 4
 
 
+def test_margin_is_the_bare_net_on_the_reflected_frame_cropped_back():
+    """The lite net runs on the frame reflect-extended by its margin, and the output is the frame's own
+    size: the border texture it paints lands in the margin, outside the frame."""
+    torch.manual_seed(0)
+    net = build("lite").eval()
+    assert net.config.margin == 8 and build("full").config.margin == 0
+    bare = TransformerNet(dataclasses.replace(net.config, margin=0)).eval()
+    bare.load_state_dict(net.state_dict())
+    x = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():
+        y = net(x)
+        want = bare(F.pad(x, (8, 8, 8, 8), mode="reflect"))[..., 8:-8, 8:-8]
+        assert y.shape == x.shape and torch.allclose(y, want, atol=1e-6)
+        assert not torch.allclose(y, bare(x), atol=1e-3)  # the margin changes what the net sees
+
+
+def test_margin_must_keep_sides_on_the_stride():
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        NetConfig(stem_stride=2, margin=4)
+
+
 def test_mac_budgets():
-    # The lite net is designed for a 2-core CPU: <= ~0.4 GMAC at 320x240 (DEVELOPERS.md: ~0.3).
+    # The lite net is designed for a 2-core CPU: <= ~0.4 GMAC at 320x240 (DEVELOPERS.md: ~0.34 with its margin).
     assert count_macs(build("lite"), 240, 320) < 0.4e9
     # MACs scale with pixels; full at 160x120 x 16 = full at 640x480 ~ 47 GMAC.
     assert count_macs(build("full"), 120, 160) * 16 == pytest.approx(47e9, rel=0.1)
