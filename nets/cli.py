@@ -166,7 +166,7 @@ def cmd_gatys(args) -> int:
     return 130 if metrics["interrupted"] else 0  # the image so far is saved, but the run did not finish
 
 
-TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "content_weight", "style_weight", "tv_weight",
+TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "warmup", "content_weight", "style_weight", "tv_weight",
                "shift_weight", "noise_weight", "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed",
                "init_from", "max_seconds", "precision")
 TRAIN_CHOICES = {"precision": PRECISIONS}
@@ -176,6 +176,8 @@ TRAIN_HELP = {
     "shift_weight": "weight of the loss against textures locked to the net's stride grid (nets.losses.shift_loss); ",
     "noise_weight": "weight of the loss against strokes that change with pixel noise, the full nets' flicker "
                     "(nets.losses.noise_loss); ",
+    "warmup": "steps over which this run's learning rate rises to --lr (for --init-from: a fresh Adam's first "
+              "steps would undo the trained weights); ",
     "init_from": "without a checkpoint, start from this registered style's weights (e.g. lite.udnie) with a fresh "
                  "optimizer; --steps is the total, its steps included; ",
     "precision": "of the training step's forward passes (VGG16 above all): auto = bf16 where the device computes it "
@@ -194,7 +196,7 @@ def cmd_train(args) -> None:
         chosen["content_layers"] = args.content_layers
     if args.style_layers:
         chosen["style_layers"] = args.style_layers
-    for flag in ("shift_weight", "noise_weight", "max_seconds"):
+    for flag in ("shift_weight", "noise_weight", "max_seconds", "warmup"):
         if getattr(args, flag) < 0:
             raise CLIError(f"--{flag.replace('_', '-')} {getattr(args, flag):g} is negative; use 0 (off) or more.")
     stride = ARCHS[args.arch].stride  # crops go through the net whole: sides must be multiples of its stride

@@ -38,11 +38,11 @@ class CheckpointError(RuntimeError):
 
 # The recipe fields a resumed run may change (a later stage at a larger crop, a lower lr, ...): each
 # stretch of steps trained with one setting of them is recorded as a stage in the exported recipe.
-STAGE_FIELDS = ("size", "style_size", "batch", "lr", "content_weight", "style_weight", "tv_weight", "shift_weight",
-                "noise_weight", "device", "precision")
+STAGE_FIELDS = ("size", "style_size", "batch", "lr", "warmup", "content_weight", "style_weight", "tv_weight",
+                "shift_weight", "noise_weight", "device", "precision")
 # Fields added later: what stages recorded before them trained with (every earlier stage ran fp32 on a CPU).
 # "margin" is the net's (`NetConfig.margin`, the lite net's 8 px since the border fix), recorded per stage too.
-STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32", "margin": 0}
+STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32", "margin": 0, "warmup": 0}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -83,6 +83,9 @@ class TrainConfig:
     batch: int = 4
     steps: int = 2000
     lr: float = 1e-3
+    # steps over which this run's learning rate rises linearly to `lr`. A fresh Adam's first steps move
+    # every weight by about `lr` whatever its gradient; on a trained net (--init-from) that undoes training.
+    warmup: int = 0
     content_weight: float = 1.0
     style_weight: float = 5.0
     tv_weight: float = 1e-2
@@ -294,6 +297,9 @@ class Trainer:
             while self.step < cfg.steps and not out_of_time:
                 for batch in self.loader:
                     batch = batch.to(self.device, memory_format=torch.channels_last, non_blocking=True)
+                    if cfg.warmup:
+                        for group in self.opt.param_groups:
+                            group["lr"] = cfg.lr * min(1.0, (self.step - self.run_start_step + 1) / cfg.warmup)
                     total, terms = self.loss(batch)
                     self.opt.zero_grad(set_to_none=True)
                     total.backward()

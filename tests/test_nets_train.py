@@ -163,6 +163,29 @@ def test_init_from_continues_a_registered_style_with_its_stages(cfg, tmp_path):
         del os.environ["STYLECAM_WEIGHTS"]
 
 
+def test_warmup_ramps_the_learning_rate_so_a_fresh_adam_does_not_jolt_a_trained_net(cfg, tmp_path):
+    """Adam's first update moves every weight by about lr whatever its gradient; --warmup scales that down."""
+    weights = tmp_path / "weights"
+    train(replace(cfg, steps=3, out_dir=str(tmp_path / "a"), weights_dir=str(weights), style_name="seed"), progress=False)
+    os.environ["STYLECAM_WEIGHTS"] = str(weights)
+    try:
+        moved = {}
+        for warmup in (0, 10):
+            tune = replace(cfg, steps=4, warmup=warmup, init_from="lite.seed", style_name="seed",
+                           out_dir=str(tmp_path / f"w{warmup}"), weights_dir=str(tmp_path / f"out{warmup}"))
+            result = train(tune, progress=False)
+            start, now = registry.load("lite.seed").state_dict(), registry.load("lite.seed", tmp_path / f"out{warmup}").state_dict()
+            moved[warmup] = max((now[k].float() - start[k].float()).abs().max().item() for k in start)
+            assert result["exported"]["recipe"]["stages"][-1]["warmup"] == warmup
+        assert 0.05 < moved[10] / moved[0] < 0.2, moved  # one step at lr/10 against one at lr
+        trainer = Trainer(replace(cfg, steps=5, warmup=4, init_from="lite.seed", out_dir=str(tmp_path / "r")))
+        trainer.start_from("lite.seed")
+        trainer.run(progress=False)
+        assert trainer.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * 2 / 4)  # the run's 2nd step of 4
+    finally:
+        del os.environ["STYLECAM_WEIGHTS"]
+
+
 @pytest.mark.parametrize("term", ["shift", "noise"])
 def test_the_shift_and_noise_losses_are_training_terms_when_weighted(cfg, tmp_path, term):
     trainer = Trainer(replace(cfg, **{f"{term}_weight": 5.0}, out_dir=str(tmp_path / "run")))
