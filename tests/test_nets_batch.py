@@ -1,11 +1,17 @@
 """Batch training for a lent GPU machine, run here on the CPU at toy size: pack -> train -> merge."""
 import json
-import tarfile
 
 import torch
 
 from nets_media import content_folder, write_painting
-from nets import batch, registry
+from nets import batch, carry, registry
+
+
+def brought_back(prefix, tmp_path):
+    """What a train call wrote as PREFIX.partK-of-N.DIGEST, put back together as the merge does."""
+    into = tmp_path / f"unpacked_{prefix.name}"
+    carry.assemble(prefix.name, into, (prefix.parent,))
+    return {p.relative_to(into).as_posix(): p for p in into.rglob("*") if p.is_file()}
 
 
 def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
@@ -21,19 +27,18 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
     tensors = load_file(str(vgg))
     assert {k.split(".")[0] for k in tensors} == set(batch.VGG_CONVS) and tensors["conv1_1.bias"].dtype == torch.float16
 
-    tar_path = tmp_path / "out" / "weights.tar"
-    assert batch.main(["train", "--carry", str(carry), "--out", str(tar_path), "--arch", "lite", "--device", "cpu",
+    prefix = tmp_path / "out" / "weights"
+    assert batch.main(["train", "--carry", str(carry), "--out", str(prefix), "--arch", "lite", "--device", "cpu",
                        "--jobs", "1", "--size", "32", "--style-size", "64", "--batch", "2", "--steps", "2",
                        "--val-count", "2", "--shift-weight", "5", "--noise-weight", "3", "--deadline", "0"]) == 0
-    with tarfile.open(tar_path) as tar:
-        names = tar.getnames()
-        report = json.load(tar.extractfile("report.json"))
+    files = brought_back(prefix, tmp_path)
+    report = json.loads(files["report.json"].read_text())
     assert report["swirl"]["rc"] == 0, report
-    assert "weights/manifest.json" in names and "weights/lite.swirl.safetensors" in names
+    assert "weights/manifest.json" in files and "weights/lite.swirl.safetensors" in files
 
     home = tmp_path / "home_weights"
     monkeypatch.chdir(tmp_path)  # merge copies loss curves and previews into ./runs/train
-    assert batch.merge(tar_path, home) == ["lite.swirl"]
+    assert batch.merge(prefix, home) == ["lite.swirl"]
     entry = registry.info("lite.swirl", home)
     assert entry.recipe["steps"] == 2 and entry.recipe["device"] == "cpu" and "val_style" in entry.metrics
     assert entry.recipe["shift_weight"] == 5.0 and entry.recipe["noise_weight"] == 3.0 and "val_lattice" in entry.metrics
@@ -42,11 +47,49 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
         assert torch.isfinite(net(torch.rand(1, 3, 32, 32))).all()
     assert (tmp_path / "runs/train/lite.swirl.loss.png").is_file()
 
+    # a later GPU call continues the shipped net with its own recipe, not the batch's flags
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(home))
+    write_painting(carry / "styles" / "plain.png", 64)  # no shipped net: reported, not trained
+    more = tmp_path / "out" / "more"
+    assert batch.main(["train", "--carry", str(carry), "--out", str(more), "--arch", "lite", "--device", "cpu",
+                       "--jobs", "2", "--batch", "2", "--steps", "1", "--style-weight", "9", "--size", "64",
+                       "--val-count", "2", "--deadline", "0", "--from-shipped"]) == 0
+    files = brought_back(more, tmp_path)
+    report = json.loads(files["report.json"].read_text())
+    recipe = json.loads(files["weights/manifest.json"].read_text())["styles"]["lite.swirl"]["recipe"]
+    assert report["swirl"]["rc"] == 0 and report["plain"]["rc"] == "not started (no shipped lite.plain)", report
+    assert recipe["steps"] == 3 and recipe["stages"][-1]["steps"] == [2, 3]
+    assert recipe["stages"][-1]["init_from"] == "lite.swirl"
+    last = recipe["stages"][-1]  # the shipped stage's size, painting scale and weights, not --size 64/--style-weight 9
+    assert (last["size"], last["style_size"], last["style_weight"], last["shift_weight"], last["noise_weight"]) == \
+        (32, 64, 2.0, 5.0, 3.0)
 
-def test_merge_of_a_missing_tar_is_one_line(tmp_path, capsys):
-    assert batch.main(["merge", str(tmp_path / "absent.tar"), "--weights-dir", str(tmp_path / "w")]) == 1
+
+def test_pack_spreads_a_photo_subset_shrinks_paintings_and_cuts_parts(tmp_path):
+    styles = tmp_path / "styles"
+    write_painting(styles / "big.png", 96)
+    write_painting(styles / "small.png", 48)
+    content = content_folder(tmp_path / "content", 64)
+    to = tmp_path / "carry" / "train"
+    counts = batch.pack(styles, content, to, photos=3, painting_side=64)
+    assert counts["photos"] == 3 and len(list((to / "content").iterdir())) == 3
+    packed = sorted(p.name for p in (to / "content").iterdir())
+    assert packed == [sorted(p.name for p in content.iterdir())[i] for i in (0, 2, 4)]
+    from nets.images import load_rgb
+    assert load_rgb(to / "styles" / "big.png").shape[:2] == (64, 64)
+    assert (to / "styles" / "small.png").read_bytes() == (styles / "small.png").read_bytes()  # small enough: as is
+
+    assert batch.main(["pack", "--styles", str(styles), "--content", str(content), "--to", str(to),
+                       "--part-mib", "3"]) == 0
+    parts = sorted((tmp_path / "carry").glob("train.part*"))
+    assert len(parts) >= 3 and all(p.stat().st_size <= 3 * 2**20 for p in parts)  # VGG16 alone is ~15 MB
+    assert len(list((to / "content").iterdir())) == 6  # a new pack replaces the old one whole
+
+
+def test_merge_of_missing_parts_is_one_line(tmp_path, capsys):
+    assert batch.main(["merge", str(tmp_path / "absent"), "--weights-dir", str(tmp_path / "w")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "absent.tar" in err[0]
+    assert len(err) == 1 and err[0].startswith("error:") and "No part of absent" in err[0]
 
 
 def test_each_wave_gets_its_share_of_the_deadline():
@@ -68,18 +111,17 @@ def test_a_deadline_time_boxes_the_trainings_and_still_brings_weights_back(tmp_p
     common = ["train", "--carry", str(carry), "--arch", "lite", "--device", "cpu", "--jobs", "2", "--size", "32",
               "--style-size", "64", "--batch", "2", "--steps", "1000000", "--val-count", "2", "--min-seconds", "4",
               "--grace", "120"]
-    tar_path = tmp_path / "weights.tar"
+    prefix = tmp_path / "weights"
     # one wave of two: 8 s of training each, 12 s kept for start-up, validation and export
-    assert batch.main([*common, "--out", str(tar_path), "--deadline", "20", "--export-margin", "12"]) == 0
-    with tarfile.open(tar_path) as tar:
-        report = json.load(tar.extractfile("report.json"))
-        manifest = json.load(tar.extractfile("weights/manifest.json"))
+    assert batch.main([*common, "--out", str(prefix), "--deadline", "20", "--export-margin", "12"]) == 0
+    files = brought_back(prefix, tmp_path)
+    report = json.loads(files["report.json"].read_text())
+    manifest = json.loads(files["weights/manifest.json"].read_text())
     for name in ("first", "second"):
         assert report[name]["rc"] == 0 and "--max-seconds 8" in report[name]["log_tail"][-1], report
         assert 0 < manifest["styles"][f"lite.{name}"]["recipe"]["steps"] < 1000000
 
-    late = tmp_path / "late.tar"  # a deadline shorter than the export margin: nothing starts
+    late = tmp_path / "late"  # a deadline shorter than the export margin: nothing starts
     assert batch.main([*common, "--out", str(late), "--deadline", "10", "--export-margin", "12"]) == 0
-    with tarfile.open(late) as tar:
-        report = json.load(tar.extractfile("report.json"))
+    report = json.loads(brought_back(late, tmp_path)["report.json"].read_text())
     assert {r["rc"] for r in report.values()} == {"not started (deadline)"} and len(report) == 2
