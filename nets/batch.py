@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--noise-weight", type=float, default=0.0,
                    help="nets.losses.noise_loss, against the full nets' flicker (docs/styles.md)")
     t.add_argument("--warmup", type=int, default=100,
-                   help="steps over which the learning rate rises: a fresh Adam at full rate undoes a shipped net "
+                   help="steps over which the learning rate rises: a fresh Adam at full rate jolts a shipped net "
                         "(30 steps from full.udnie: val style 0.211 -> 0.341 without, 0.236 with 20; docs/styles.md)")
     t.add_argument("--val-count", type=int, default=8, help="validation photos held out of training")
     t.add_argument("--deadline", type=float, default=540, help="seconds, then stop and pack (0 = none)")

@@ -9,6 +9,7 @@ machine lacks) goes in parts: each call but the last carries one part and `stash
     # here: nets.batch pack / benchmarks.device_wheels write .carry/NAME.partK-of-N
     # device calls 1..N-1, carry [".carry/NAME.partK-of-N"]:  python3 -m nets.carry stash
     # device call N, carry the last part:  python3 -m nets.carry assemble NAME --into /tmp/NAME && ...
+    python -m nets.carry plan    # those calls, with the parts' names
 
 A part missing at `assemble` (the machine went cold between calls and came back bare) is one line
 naming the parts to send again, before anything runs.
@@ -125,6 +126,23 @@ def assemble(name: str, into: Path, search: tuple[Path, ...] = SEARCH) -> Path:
     return into
 
 
+def plan(search: tuple[Path, ...] = SEARCH[1:]) -> list[str]:
+    """The device calls that send the packs found in `search`, one line each, in order: what to carry and
+    what to run (the last call of a pack assembles it; what then runs with it is the pack's job)."""
+    packs: dict[str, list[Path]] = {}
+    for folder in search:
+        for part in sorted(folder.glob("*.part*-of-*")) if folder.is_dir() else []:
+            if PART.match(part.name):
+                packs.setdefault(PART.match(part.name)["name"], []).append(part)
+    lines = []
+    for name, parts in packs.items():
+        parts.sort(key=lambda part: int(PART.match(part.name)["k"]))
+        for part in parts[:-1]:
+            lines.append(f'carry ["{part.as_posix()}"]: python3 -m nets.carry stash')
+        lines.append(f'carry ["{parts[-1].as_posix()}"]: python3 -m nets.carry assemble {name} --into /tmp/{name} && ...')
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m nets.carry", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("assemble", help="join a payload's parts and extract it")
     a.add_argument("name")
     a.add_argument("--into", type=Path, required=True)
+    sub.add_parser("plan", help="the device calls that send the packs in .carry/ and .whl/, in order")
     s = sub.add_parser("budget", help="MiB one part may have beside this working tree")
     s.add_argument("--root", type=Path, default=Path("."))
     args = p.parse_args(argv)
@@ -142,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if kept else 1
         if args.command == "assemble":
             print(f"{args.name}: extracted into {assemble(args.name, args.into)}")
+        elif args.command == "plan":
+            print("\n".join(plan()) or "no parts in .carry/ or .whl/: run nets.batch pack or benchmarks.device_wheels")
         else:
             print(f"{part_budget(args.root) / 2**20:.1f} MiB a part (tree {tree_bytes(args.root) / 2**20:.1f} MiB)")
     except (CarryError, OSError, tarfile.TarError) as exc:

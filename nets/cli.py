@@ -176,8 +176,8 @@ TRAIN_HELP = {
     "shift_weight": "weight of the loss against textures locked to the net's stride grid (nets.losses.shift_loss); ",
     "noise_weight": "weight of the loss against strokes that change with pixel noise, the full nets' flicker "
                     "(nets.losses.noise_loss); ",
-    "warmup": "steps over which this run's learning rate rises to --lr (for --init-from: a fresh Adam's first "
-              "steps would undo the trained weights); ",
+    "warmup": "steps over which this run's learning rate rises to --lr (for short --init-from runs: a fresh "
+              "Adam's first steps set the trained weights back, docs/styles.md); ",
     "init_from": "without a checkpoint, start from this registered style's weights (e.g. lite.udnie) with a fresh "
                  "optimizer; --steps is the total, its steps included; ",
     "precision": "of the training step's forward passes (VGG16 above all): auto = bf16 where the device computes it "

@@ -84,7 +84,8 @@ class TrainConfig:
     steps: int = 2000
     lr: float = 1e-3
     # steps over which this run's learning rate rises linearly to `lr`. A fresh Adam's first steps move
-    # every weight by about `lr` whatever its gradient; on a trained net (--init-from) that undoes training.
+    # every weight by about `lr` whatever its gradient; a trained net (--init-from) is set back for tens
+    # of steps (docs/styles.md).
     warmup: int = 0
     content_weight: float = 1.0
     style_weight: float = 5.0

@@ -23,6 +23,9 @@ def test_split_then_stash_call_by_call_then_assemble(tmp_path, monkeypatch, comp
     parts = carry.split(tmp_path / "src", "train", tmp_path / "here", 50_000, compress=compress)
     assert len(parts) == 3 and all(p.stat().st_size <= 50_000 for p in parts)
     assert [p.name.split(".")[1] for p in parts] == ["part1-of-3", "part2-of-3", "part3-of-3"]
+    calls = carry.plan((tmp_path / "here",))
+    assert len(calls) == 3 and all(parts[i].name in calls[i] for i in range(3))
+    assert calls[0].endswith("nets.carry stash") and "assemble train --into /tmp/train" in calls[2]
 
     device = tmp_path / "device"  # each call finds only the part it carried, and what earlier calls stashed
     (device / ".carry").mkdir(parents=True)
