@@ -58,6 +58,10 @@ class Meter:
         return float(np.percentile(values, q) * 1000) if values else 0.0
 
 
+def count_frames(n: int) -> str:
+    return f"{n} frame" + ("" if n == 1 else "s")
+
+
 @dataclass
 class Summary:
     frames: int = 0
@@ -73,9 +77,9 @@ class Summary:
     virtual: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def line(self) -> str:
-        where = ", ".join(f"{p} ({n} frames)" for p, n in self.files.items())
-        cams = ", ".join(f"{d} ({n} frames" + (f", {k} dropped)" if k else ")") for d, (n, k) in self.virtual.items())
-        return (f"{self.frames} frames in {self.seconds:.1f} s: {self.fps:.1f} FPS, latency p50 "
+        where = ", ".join(f"{p} ({count_frames(n)})" for p, n in self.files.items())
+        cams = ", ".join(f"{d} ({count_frames(n)}" + (f", {k} dropped)" if k else ")") for d, (n, k) in self.virtual.items())
+        return (f"{count_frames(self.frames)} in {self.seconds:.1f} s: {self.fps:.1f} FPS, latency p50 "
                 f"{self.latency_p50_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms"
                 + (f", {self.dropped} dropped" if self.dropped else "")
                 + (f" (stopped by {self.stopped_by})" if self.stopped_by else "") + (f"; wrote {where}" if where else "")

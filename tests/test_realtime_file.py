@@ -144,3 +144,11 @@ def test_odd_sized_video_is_written_with_every_frame(carphone, style_name, tmp_p
     assert len(got) == 10 and got[0].shape == (142, 174, 3)
     assert fps == pytest.approx(30)
     assert f"wrote {result} (10 frames)" in r.stderr
+
+
+def test_the_summary_says_one_frame_in_the_singular():
+    from realtime.pipeline import Summary
+
+    one = Summary(frames=1, seconds=0.1, files={"still.mp4": 1}, virtual={"/dev/video9": (1, 0)}).line()
+    assert one.startswith("1 frame in 0.1 s") and "still.mp4 (1 frame)" in one and "/dev/video9 (1 frame)" in one
+    assert "(2 frames, 1 dropped)" in Summary(frames=3, virtual={"/dev/video9": (2, 1)}).line()
