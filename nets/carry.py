@@ -6,8 +6,8 @@ So a payload larger than what is left beside the tree (the training set and VGG1
 machine lacks) goes in parts: each call but the last carries one part and `stash`es it into `.stash/`
 (git-ignored, never carried, so it stays there); the last carries the last part and `assemble`s them all.
 
-    # here: nets.batch pack / benchmarks.device_wheels write .carry/NAME.partK-of-N
-    # device calls 1..N-1, carry [".carry/NAME.partK-of-N"]:  python3 -m nets.carry stash
+    # here: nets.batch pack / benchmarks.device_wheels write .carry/ or .whl/NAME.partK-of-N.DIGEST
+    # device calls 1..N-1, carry [".carry/NAME.partK-of-N.DIGEST"]:  python3 -m nets.carry stash
     # device call N, carry the last part:  python3 -m nets.carry assemble NAME --into /tmp/NAME && ...
     python -m nets.carry plan    # those calls, with the parts' names
 
