@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("prefix", type=Path, help="the train call's --out, here: FILES_AT/full for FILES_AT/full.part*")
     m.add_argument("--weights-dir", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.command == "train" and args.part_mib * 2**20 < 1:  # checked now, not after the trainings
+        p.error(f"--part-mib must be positive, not {args.part_mib:g}")
     try:
         if args.command == "pack":
             part_bytes = int(args.part_mib * 2**20) or carry.part_budget()

@@ -58,6 +58,8 @@ def part_budget(root: Path = Path("."), margin: int = 2**20) -> int:
 def split(src: Path, name: str, to: Path, part_bytes: int, compress: bool = False) -> list[Path]:
     """Tar the folder `src` (xz-compressed if `compress`) and cut it into parts of at most `part_bytes`,
     written as `to/NAME.partK-of-N.DIGEST` (DIGEST: the whole tar's sha256, so parts of two packs never mix)."""
+    if part_bytes < 1:
+        raise CarryError(f"A part must hold at least one byte, not {part_bytes}; give a positive part size.")
     to.mkdir(parents=True, exist_ok=True)
     for old in to.glob(f"{name}.part*"):
         old.unlink()

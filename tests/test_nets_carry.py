@@ -73,6 +73,8 @@ def test_parts_of_two_packs_or_a_damaged_part_are_refused(tmp_path):
     first[0].write_bytes(b"x" + first[0].read_bytes()[1:])
     with pytest.raises(carry.CarryError, match="sha256"):
         carry.assemble("train", tmp_path / "out", (tmp_path / "a",))
+    with pytest.raises(carry.CarryError, match="positive part size"):
+        carry.split(tmp_path / "src", "train", tmp_path / "c", 0)
     with pytest.raises(carry.CarryError, match="No part of site"):
         carry.assemble("site", tmp_path / "out", (tmp_path / "a",))
 
