@@ -79,26 +79,34 @@ def split(src: Path, name: str, to: Path, part_bytes: int, compress: bool = Fals
     return parts
 
 
+def find_parts(search: tuple[Path, ...]) -> list[tuple[Path, re.Match]]:
+    """Every part file in the `search` folders, with its name parsed (NAME, K, N, DIGEST)."""
+    found = []
+    for folder in search:
+        for part in sorted(folder.iterdir()) if folder.is_dir() else []:
+            m = PART.match(part.name)
+            if m:
+                found.append((part, m))
+    return found
+
+
 def stash(search: tuple[Path, ...] = SEARCH[1:], into: Path = STASH) -> list[str]:
     """Copy the parts found in `search` into `into`, where the next call on a warm machine finds them."""
+    parts = find_parts(search)
+    if not parts:
+        raise CarryError(f"No part in {', '.join(map(str, search))} to stash; name one in the call's carry.")
     into.mkdir(parents=True, exist_ok=True)
-    kept = []
-    for folder in search:
-        for part in sorted(folder.glob("*.part*-of-*")) if folder.is_dir() else []:
-            if PART.match(part.name):
-                shutil.copy2(part, into / part.name)
-                kept.append(part.name)
-    return kept
+    for part, _ in parts:
+        shutil.copy2(part, into / part.name)
+    return [part.name for part, _ in parts]
 
 
 def assemble(name: str, into: Path, search: tuple[Path, ...] = SEARCH) -> Path:
     """Join NAME's parts from `search`, check them against their digest and extract them into `into`."""
     found: dict[str, dict[int, Path]] = {}
-    for folder in search:
-        for part in folder.glob(f"{name}.part*") if folder.is_dir() else []:
-            m = PART.match(part.name)
-            if m and m["name"] == name:
-                found.setdefault(f"{m['n']}.{m['digest']}", {})[int(m["k"])] = part
+    for part, m in find_parts(search):
+        if m["name"] == name:
+            found.setdefault(f"{m['n']}.{m['digest']}", {})[int(m["k"])] = part
     if not found:
         raise CarryError(f"No part of {name} in {', '.join(map(str, search))}; carry its parts (see nets/carry.py).")
     whole_packs = [key for key, parts in found.items() if len(parts) == int(key.split(".")[0])]
@@ -131,14 +139,12 @@ def assemble(name: str, into: Path, search: tuple[Path, ...] = SEARCH) -> Path:
 def plan(search: tuple[Path, ...] = SEARCH[1:]) -> list[str]:
     """The device calls that send the packs found in `search`, one line each, in order: what to carry and
     what to run (the last call of a pack assembles it; what then runs with it is the pack's job)."""
-    packs: dict[str, list[Path]] = {}
-    for folder in search:
-        for part in sorted(folder.glob("*.part*-of-*")) if folder.is_dir() else []:
-            if PART.match(part.name):
-                packs.setdefault(PART.match(part.name)["name"], []).append(part)
+    packs: dict[str, list[tuple[int, Path]]] = {}
+    for part, m in find_parts(search):
+        packs.setdefault(m["name"], []).append((int(m["k"]), part))
     lines = []
-    for name, parts in packs.items():
-        parts.sort(key=lambda part: int(PART.match(part.name)["k"]))
+    for name, numbered in packs.items():
+        parts = [part for _, part in sorted(numbered)]
         for part in parts[:-1]:
             lines.append(f'carry ["{part.as_posix()}"]: python3 -m nets.carry stash')
         lines.append(f'carry ["{parts[-1].as_posix()}"]: python3 -m nets.carry assemble {name} --into /tmp/{name} && ...')
@@ -159,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "stash":
             kept = stash()
-            print(f"stashed {len(kept)} part(s) in {STASH}/: {', '.join(kept) or 'none'}")
-            return 0 if kept else 1
-        if args.command == "assemble":
+            print(f"stashed {len(kept)} part(s) in {STASH}/: {', '.join(kept)}")
+        elif args.command == "assemble":
             print(f"{args.name}: extracted into {assemble(args.name, args.into)}")
         elif args.command == "plan":
             print("\n".join(plan()) or "no parts in .carry/ or .whl/: run nets.batch pack or benchmarks.device_wheels")

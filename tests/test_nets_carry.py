@@ -75,6 +75,8 @@ def test_parts_of_two_packs_or_a_damaged_part_are_refused(tmp_path):
         carry.assemble("train", tmp_path / "out", (tmp_path / "a",))
     with pytest.raises(carry.CarryError, match="positive part size"):
         carry.split(tmp_path / "src", "train", tmp_path / "c", 0)
+    with pytest.raises(carry.CarryError, match="No part in"):  # a stash call that carried nothing
+        carry.stash((tmp_path / "empty",), tmp_path / ".stash")
     with pytest.raises(carry.CarryError, match="No part of site"):
         carry.assemble("site", tmp_path / "out", (tmp_path / "a",))
 
