@@ -24,7 +24,7 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         "resolutions": tuple(args.size) if args.size else None, "devices": tuple(args.device) if args.device else None,
         "nets": tuple(args.net) if args.net else None, "sections": tuple(args.section) if args.section else None,
         "threads": args.threads, "seconds": args.seconds, "name": args.name, "note": args.note,
-        "compile": False if args.no_compile else None}.items() if v is not None}
+        "live_seconds": args.live_seconds, "compile": False if args.no_compile else None}.items() if v is not None}
     out = Path(args.out)
     if args.tiny:
         return tiny(out, **changes)
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--section", action="append", choices=SECTIONS, help="repeatable (default: all)")
     p.add_argument("--threads", type=int, help="CPU intra-op threads for ours and the baselines (default 1)")
     p.add_argument("--seconds", type=float, help="time budget per measurement (default 4)")
+    p.add_argument("--live-seconds", type=float, help="seconds of output per live run (default 4)")
     p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the CPU path race")
     p.add_argument("--name", help="results file stem (default: derived from the machine)")
     p.add_argument("--note", help="free text stored with the results (e.g. what else ran on the machine)")
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s")
     cfg = build_config(args)
-    result = suite.run(cfg)
+    # after each section, the JSON so far (NAME.json, "sections_left" in it): a run stopped from outside
+    # keeps what it measured, and `--render NAME.json` makes its tables and plots later
+    result = suite.run(cfg, on_section=lambda partial: report.write_json(partial, cfg.out_dir))
     for path in report.write(result, cfg.out_dir):
         print(path)
     for goal in result["goals"]:

@@ -57,8 +57,12 @@ def git_revision() -> dict:
             return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
+    commit = git("rev-parse", "HEAD")
+    if not commit:  # a copy of the tree without .git (a lent GPU machine): the revision it was sent at
+        commit = os.environ.get("STYLECAM_GIT_REVISION", "")
+        return {"commit": commit or None, "dirty": None, "from": "STYLECAM_GIT_REVISION" if commit else None}
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(dirty)}
+    return {"commit": commit, "dirty": bool(dirty)}
 
 
 def other_load(top: int = 3) -> dict:

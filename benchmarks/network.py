@@ -97,12 +97,34 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                         log.info("network %s %s %s %dx%d subpixel=%s", arch, device, dt, *size, subpixel)
                         stats = measure(lambda: net(x), device=device, warmup=cfg.warmup, iters=cfg.iters,
                                         min_iters=cfg.min_iters, seconds=cfg.seconds)
-                        records.append({**key, "subpixel": subpixel, "weights": label, "channels_last": channels_last,
-                                        "threads": torch.get_num_threads() if device == "cpu" else None,
-                                        "gmac": round(macs / 1e9, 3), **stats})
+                        row = {**key, "subpixel": subpixel, "weights": label, "channels_last": channels_last,
+                               "threads": torch.get_num_threads() if device == "cpu" else None,
+                               "gmac": round(macs / 1e9, 3)}
+                        records.append({**row, **stats})
+                        if device != "cpu" and dt == "fp16":  # the same net replayed as one CUDA graph
+                            records.append({**row, "cuda_graph": True, **graph_stats(cfg, net, x, device)})
                         del net
                     del x
     return records, skipped
+
+
+def graph_stats(cfg: BenchConfig, net: torch.nn.Module, x: torch.Tensor, device: str) -> dict:
+    """`measure` of `net(x)` captured once as a CUDA graph and replayed: every kernel launched by one call,
+    without Python or per-op launch cost. What a capture costs or fails with is recorded, not raised."""
+    try:
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
+            for _ in range(3):
+                net(x)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            net(x)
+    except RuntimeError as exc:
+        return {"n": 0, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    return measure(graph.replay, device=device, warmup=cfg.warmup, iters=cfg.iters, min_iters=cfg.min_iters,
+                   seconds=cfg.seconds)
 
 
 def _error(ref: torch.Tensor, out: torch.Tensor) -> dict:

@@ -168,10 +168,20 @@ def live_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, fps: 
             **peak_memory(style.device, windowed)}
 
 
-def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
-    """lite on every device; full only on CUDA (~47 GMAC a 640x480 frame is not a CPU pipeline)."""
+def run(cfg: BenchConfig, errors: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """lite on every device; full only on CUDA (~47 GMAC a 640x480 frame is not a CPU pipeline). A
+    configuration that raises goes to `errors` (its key and the error) and the others still run."""
     ok, skipped = devices(cfg)
     records: list[dict] = []
+    errors = [] if errors is None else errors
+
+    def attempt(kind: str, key: dict, measure) -> None:
+        try:
+            records.append({"kind": kind, **key, **measure()})
+        except Exception as exc:  # noqa: BLE001 - recorded, with its traceback in the log
+            log.exception("pipeline %s %s failed", kind, key)
+            errors.append({"kind": kind, **key, "error": f"{type(exc).__name__}: {exc}"})
+
     with tempfile.TemporaryDirectory(prefix="stylecam-bench-") as tmpdir:
         tmp = Path(tmpdir)
         for size in cfg.resolutions:
@@ -193,11 +203,10 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                                    "style": name, "scale": scale, "backend": style.backend}
                             what = f"{name} {mode} {device} {w}x{h} scale {scale:g}"
                             log.info("pipeline stages %s", what)
-                            records.append({"kind": "stages", **key, **stages(cfg, clips[30.0], style, mode, tmp)})
+                            attempt("stages", key, lambda: stages(cfg, clips[30.0], style, mode, tmp))
                             log.info("pipeline file mode %s", what)
-                            records.append({"kind": "file", **key, **file_mode(cfg, clips[30.0], style, mode, tmp)})
+                            attempt("file", key, lambda: file_mode(cfg, clips[30.0], style, mode, tmp))
                             for fps in cfg.live_fps:
                                 log.info("pipeline live %g FPS %s", fps, what)
-                                records.append({"kind": "live", **key,
-                                                **live_mode(cfg, clips[fps], style, mode, fps)})
+                                attempt("live", key, lambda: live_mode(cfg, clips[fps], style, mode, fps))
     return records, skipped

