@@ -113,35 +113,13 @@ def top_kernels(fn, n: int = 10) -> dict:
     return {"ops": top(lambda e: e.key.startswith("aten::")), "kernels": top(lambda e: not e.key.startswith("aten::"))}
 
 
-@torch.inference_mode()
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.cuda_probe", description=__doc__.splitlines()[0])
-    p.add_argument("--style", default="composition_vii")
-    p.add_argument("--size", default="1920x1080")
-    p.add_argument("--seconds", type=float, default=0.5)
-    p.add_argument("--compile-after", type=float, default=90.0,
-                   help="try torch.compile only if the probe has run less than this many seconds")
-    p.add_argument("--out", type=Path, required=True)
-    args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("error: the probe needs CUDA.")
-        return 1
-    torch.backends.cudnn.benchmark = True
-    w, h = (int(v) for v in args.size.split("x"))
-    t0, rows, full_forms = time.time(), [], {}
-    frame = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-
-    def record(row: dict) -> None:
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                                        "cudnn": torch.backends.cudnn.version(), "size": [w, h], "rows": rows}, indent=1))
-
+def time_nets(args, frame: torch.Tensor, record) -> None:
+    """Each net x form x dtype x layout, eager and replayed as a CUDA graph; the full net profiled."""
     for arch in ("full", "lite"):
-        base = fold_upsampling(registry.load(f"{arch}.{args.style}")).eval()
-        forms = {"subpixel": base, **({"subpixel+padded-edges": pad_edge_convs(base)} if arch == "full" else {})}
-        full_forms = forms if arch == "full" else full_forms
+        plain = registry.load(f"{arch}.{args.style}").eval()
+        forms = {"plain": plain, "subpixel": fold_upsampling(plain)}
+        if args.padded_edges and arch == "full":
+            forms["subpixel+padded-edges"] = pad_edge_convs(forms["subpixel"])
         for form, net0 in forms.items():
             for dt in ("fp16", "fp32"):
                 for layout in ("nchw", "nhwc"):
@@ -157,31 +135,92 @@ def main(argv: list[str] | None = None) -> int:
                         record({**key, "graph": True, "median_ms": stats["median_ms"], "p95_ms": stats["p95_ms"]})
                     except RuntimeError as exc:
                         record({**key, "graph": True, "error": str(exc).splitlines()[0][:200]})
-                    if arch == "full" and form == "subpixel":
+                    if arch == "full" and form == "subpixel" and dt == "fp16":
                         try:
                             record({**key, "profile": top_kernels(lambda: net(x))})
                         except Exception as exc:  # noqa: BLE001 - the profiler is a nice-to-have
                             record({**key, "profile_error": f"{type(exc).__name__}: {exc}"[:200]})
                     del net, x
-    full = [r for r in rows if r["net"] == "full" and r.get("median_ms") and not r["graph"]]
-    best = min(full, key=lambda r: r["median_ms"])
-    if time.time() - t0 < args.compile_after:
-        fmt = torch.channels_last if best["layout"] == "nhwc" else torch.contiguous_format
-        net0 = full_forms[best["form"]]
-        net = copy.deepcopy(net0).to("cuda", DTYPES[best["dtype"]], memory_format=fmt).eval()
-        x = frame.to("cuda", DTYPES[best["dtype"]]).contiguous(memory_format=fmt)
-        c0 = time.time()
+
+
+def parity(size: tuple[int, int], record) -> None:
+    """Every registered style in fp16 on CUDA (the product's instance norm, sub-pixel layers, both layouts)
+    against fp32 on the CPU (PyTorch's own instance norm), on a real photo: uint8 levels apart."""
+    from skimage import data
+
+    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1)[None].float().div(255)
+    x = F.interpolate(photo, size=(size[1], size[0]), mode="bilinear", align_corners=False)
+    for name in registry.list_styles():
+        net = registry.load(name).eval()
+        ref = (net(x).clamp(0, 1) * 255).round()
+        fast = fold_upsampling(net)
+        for layout in ("nchw", "nhwc"):
+            fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
+            gpu = copy.deepcopy(fast).to("cuda", torch.float16, memory_format=fmt)
+            y = gpu(x.to("cuda", torch.float16).contiguous(memory_format=fmt)).float().cpu()
+            diff = ((y.clamp(0, 1) * 255).round() - ref).abs()
+            record({"parity": name, "layout": layout, "size": list(size), "max_uint8": int(diff.max()),
+                    "mean_uint8": round(float(diff.mean()), 4)})
+
+
+def stylizer(size: tuple[int, int], style: str, seconds: float, record) -> None:
+    """The product's Stylizer on CUDA with and without CUDA graphs: same picture, time per frame."""
+    import numpy as np
+
+    from realtime.config import StyleConfig, resolve_device, resolve_subpixel
+    from realtime.stylize import Stylizer
+
+    device, dtype, channels_last = resolve_device("cuda")
+    image = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    for arch in ("lite", "full"):
+        outs = {}
+        for graphs in (False, True):
+            st = Stylizer(config=StyleConfig(styles=(f"{arch}.{style}",), device=device, dtype=dtype,
+                                             channels_last=channels_last, subpixel=resolve_subpixel(device),
+                                             cuda_graphs=graphs))
+            st.warmup(size)
+            x = st.to_tensor(image)
+            stats = measure(lambda: st.stylize(x), device="cuda", warmup=3, iters=30, min_iters=5, seconds=seconds)
+            outs[graphs] = st.to_image(st.stylize(x)).astype(np.int16)
+            record({"stylizer": f"{arch}.{style}", "cuda_graphs": graphs, "channels_last": channels_last,
+                    "median_ms": stats["median_ms"], "p95_ms": stats["p95_ms"]})
+            st.close()
+        record({"stylizer": f"{arch}.{style}", "graph_vs_eager_max_uint8": int(np.abs(outs[True] - outs[False]).max())})
+
+
+@torch.inference_mode()
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cuda_probe", description=__doc__.splitlines()[0])
+    p.add_argument("--style", default="composition_vii")
+    p.add_argument("--size", default="1920x1080")
+    p.add_argument("--seconds", type=float, default=0.5)
+    p.add_argument("--padded-edges", action="store_true", help="also time the channel-padded 9x9 convolutions")
+    p.add_argument("--section", action="append", choices=("nets", "parity", "stylizer"),
+                   help="repeatable (default: all three)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("error: the probe needs CUDA.")
+        return 1
+    torch.backends.cudnn.benchmark = True
+    w, h = (int(v) for v in args.size.split("x"))
+    t0, rows = time.time(), []
+    frame = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+                                        "cudnn": torch.backends.cudnn.version(), "size": [w, h], "rows": rows}, indent=1))
+
+    sections = {"nets": lambda: time_nets(args, frame, record), "parity": lambda: parity((640, 480), record),
+                "stylizer": lambda: stylizer((w, h), args.style, args.seconds, record)}
+    for name in args.section or sections:
         try:
-            compiled = torch.compile(net)
-            compiled(x)
-            torch.cuda.synchronize()
-            compile_s = round(time.time() - c0, 1)
-            stats = measure(lambda: compiled(x), device="cuda", warmup=3, iters=30, min_iters=5, seconds=args.seconds)
-            err = float((compiled(x).float() - net(x).float()).abs().max())
-            record({**{k: best[k] for k in ("net", "form", "dtype", "layout")}, "graph": False, "compiled": True,
-                    "compile_s": compile_s, "median_ms": stats["median_ms"], "p95_ms": stats["p95_ms"], "max_abs_vs_eager": err})
-        except Exception as exc:  # noqa: BLE001 - a compiler failure is a result here
-            record({"net": "full", "compiled": True, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:200]})
+            sections[name]()
+        except Exception as exc:  # noqa: BLE001 - one section's failure is a result; the others still run
+            record({"section": name, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]})
     print(f"probe done in {time.time() - t0:.0f} s")
     return 0
 

@@ -27,7 +27,7 @@ from benchmarks.network import devices
 from benchmarks.styles import style_name
 from realtime.composite import Compositor
 from realtime.config import (AppConfig, OutputConfig, SegmentConfig, SourceConfig, StyleConfig, resolve_backend,
-                             resolve_device, resolve_encoder_threads, resolve_subpixel)
+                             resolve_cuda_graphs, resolve_device, resolve_encoder_threads, resolve_subpixel)
 from realtime.frames import Frame
 from realtime.pipeline import Pipeline
 from realtime.segment import Segmenter
@@ -67,7 +67,7 @@ def style_config(name: str, device: str, scale: float = 1.0, threads: int = 0) -
     dev, dtype, channels_last = resolve_device(device)
     return StyleConfig(styles=(name,), device=dev, dtype=dtype, channels_last=channels_last, scale=scale,
                        threads=threads if dev == "cpu" else 0, backend=resolve_backend("auto", dev),
-                       subpixel=resolve_subpixel(dev))
+                       subpixel=resolve_subpixel(dev), cuda_graphs=resolve_cuda_graphs(dev))
 
 
 def stages(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Path) -> dict:

@@ -15,7 +15,7 @@ import warnings
 from nets.signals import terminate_as_interrupt
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
-                             resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
+                             resolve_cuda_graphs, resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
 from realtime.errors import ConfigError, SourceError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
@@ -128,7 +128,7 @@ def build_config(args: argparse.Namespace) -> AppConfig:
         style=StyleConfig(styles=style_cycle(style, style2), style2=style2, strength=args.strength, scale=scale,
                           device=device, dtype=dtype, channels_last=channels_last,
                           threads=0 if device.startswith("cuda") else cpu_threads(), backend=backend,
-                          subpixel=resolve_subpixel(device)),
+                          subpixel=resolve_subpixel(device), cuda_graphs=resolve_cuda_graphs(device)),
         output=output, mode=args.mode, max_frames=args.max_frames, notes=tuple(notes))
 
 

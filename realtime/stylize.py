@@ -18,6 +18,7 @@ from nets import registry
 from nets.subpixel import fold_upsampling
 from nets.transformer_net import pad_to_stride
 from realtime.config import StyleConfig
+from realtime.cuda_graph import GraphedNet
 from realtime.errors import ConfigError
 from realtime.frames import Frame, check_image
 
@@ -34,6 +35,7 @@ class Stylizer:
         self.scale = config.scale
         self.strength = config.strength
         self.backend, self.threads, self.subpixel = config.backend, config.threads, config.subpixel
+        self.cuda_graphs = config.cuda_graphs and self.device.type == "cuda"
         if self.device.type == "cpu" and config.threads:
             torch.set_num_threads(config.threads)  # the blend and the uint8 conversions run in torch on either backend
         self.names = list(config.styles)
@@ -51,7 +53,8 @@ class Stylizer:
             return OnnxRuntimeNet(net, threads=self.threads, subpixel=self.subpixel)
         if self.subpixel:
             net = fold_upsampling(net.float())
-        return net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
+        net = net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
+        return GraphedNet(net) if self.cuda_graphs else net
 
     # --- style switching (hotkeys) ---
     def step_style(self, delta: int) -> str:
