@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
@@ -188,6 +189,55 @@ def stylizer(size: tuple[int, int], style: str, seconds: float, record) -> None:
         record({"stylizer": f"{arch}.{style}", "graph_vs_eager_max_uint8": int(np.abs(outs[True] - outs[False]).max())})
 
 
+def markdown(probe: dict, title: str) -> str:
+    """The probe's JSON as tables: net timings (eager and CUDA graph), top ops, parity, the Stylizer."""
+    rows = probe["rows"]
+    lines = [f"# {title}", "", f"- {probe['device']}, torch {probe['torch']}, cuDNN {probe['cudnn']}, "
+             f"frame {probe['size'][0]}x{probe['size'][1]}" + (f", git {probe['git'][:10]}" if probe.get("git") else ""),
+             *([f"- {probe['note']}"] if probe.get("note") else []), "",
+             "| net | form | dtype | layout | eager ms | CUDA graph ms | FPS (graph) |", "|---|---|---|---|---|---|---|"]
+    timed = {}
+    for r in rows:
+        if "median_ms" in r and "graph" in r and not r.get("compiled"):
+            timed.setdefault((r["net"], r["form"], r["dtype"], r["layout"]), {})[r["graph"]] = r["median_ms"]
+    for (net, form, dt, layout), t in timed.items():
+        g = t.get(True)
+        lines.append(f"| {net} | {form} | {dt} | {layout} | {t.get(False, '-')} | {g or '-'} | "
+                     f"{round(1000 / g, 1) if g else '-'} |")
+    for r in rows:
+        if r.get("compiled"):
+            lines += ["", f"torch.compile ({r.get('form')} {r.get('dtype')} {r.get('layout')}): "
+                      + (f"{r['median_ms']} ms after {r['compile_s']} s of compiling, max abs vs eager "
+                         f"{r['max_abs_vs_eager']:.2g}" if "median_ms" in r else r.get("error", ""))]
+    for r in rows:
+        if "profile" in r:
+            lines += ["", f"Top ops, full net {r['form']} {r['dtype']} {r['layout']} (CUDA ms per forward):", "",
+                      "| op | input shapes | ms | calls |", "|---|---|---|---|"]
+            ops = r["profile"]["ops"] if isinstance(r["profile"], dict) else r["profile"]
+            lines += [f"| {o['name']} | `{o['shapes'][:70]}` | {o.get('ms_per_forward', o.get('cuda_ms_per_call'))} | "
+                      f"{o.get('calls_per_forward', o.get('calls'))} |" for o in ops[:8]]
+    par = [r for r in rows if "parity" in r]
+    if par:
+        lines += ["", f"fp16 on CUDA against fp32 on the CPU, {len({r['parity'] for r in par})} styles, "
+                  f"{par[0]['size'][0]}x{par[0]['size'][1]} photo (uint8 levels):", "",
+                  "| layout | worst max | worst mean |", "|---|---|---|"]
+        for layout in sorted({r["layout"] for r in par}):
+            sel = [r for r in par if r["layout"] == layout]
+            lines.append(f"| {layout} | {max(r['max_uint8'] for r in sel)} | {max(r['mean_uint8'] for r in sel)} |")
+    sty = [r for r in rows if "stylizer" in r and "median_ms" in r]
+    if sty:
+        lines += ["", "The product's `Stylizer.stylize` (pad, net, crop) on the same frame:", "",
+                  "| style | CUDA graphs | channels_last | median ms | p95 ms |", "|---|---|---|---|---|"]
+        lines += [f"| {r['stylizer']} | {r['cuda_graphs']} | {r['channels_last']} | {r['median_ms']} | {r['p95_ms']} |"
+                  for r in sty]
+        same = [r for r in rows if "graph_vs_eager_max_uint8" in r]
+        lines += [""] + [f"- {r['stylizer']}: graph against eager output, max {r['graph_vs_eager_max_uint8']} uint8 levels"
+                         for r in same]
+    errors = [r for r in rows if "error" in r and not r.get("compiled")]
+    lines += [""] + [f"- error: {r}" for r in errors]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 @torch.inference_mode()
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cuda_probe", description=__doc__.splitlines()[0])
@@ -198,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--section", action="append", choices=("nets", "parity", "stylizer"),
                    help="repeatable (default: all three)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--render", metavar="TITLE", help="only write OUT's tables as OUT with .md, under this title")
     args = p.parse_args(argv)
+    if args.render:
+        md = args.out.with_suffix(".md")
+        md.write_text(markdown(json.loads(args.out.read_text()), args.render))
+        print(md)
+        return 0
     if not torch.cuda.is_available():
         print("error: the probe needs CUDA.")
         return 1
@@ -212,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                                        "cudnn": torch.backends.cudnn.version(), "size": [w, h], "rows": rows}, indent=1))
+                                        "cudnn": torch.backends.cudnn.version(), "size": [w, h],
+                                        "git": os.environ.get("STYLECAM_GIT_REVISION"), "rows": rows}, indent=1))
 
     sections = {"nets": lambda: time_nets(args, frame, record), "parity": lambda: parity((640, 480), record),
                 "stylizer": lambda: stylizer((w, h), args.style, args.seconds, record)}

@@ -57,10 +57,12 @@ def git_revision() -> dict:
             return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
+    sent = os.environ.get("STYLECAM_GIT_REVISION", "")
+    if sent:  # a copy of the tree on a lent GPU machine: its .git, if any, is not this tree's
+        return {"commit": sent, "dirty": None, "from": "STYLECAM_GIT_REVISION"}
     commit = git("rev-parse", "HEAD")
-    if not commit:  # a copy of the tree without .git (a lent GPU machine): the revision it was sent at
-        commit = os.environ.get("STYLECAM_GIT_REVISION", "")
-        return {"commit": commit or None, "dirty": None, "from": "STYLECAM_GIT_REVISION" if commit else None}
+    if not commit:
+        return {"commit": None, "dirty": None}
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(dirty)}
 

@@ -1,8 +1,9 @@
 """The style network alone: resolutions x devices x dtypes x nets, and low-precision error per style.
 
 Timed: `net(x)` under `inference_mode` on a real frame already on the device in the compute dtype
-(upload and download are pipeline stages, timed in `pipeline`). CUDA runs fp16/bf16 in channels_last
-(tensor cores, as the real-time Stylizer does), each with plain and sub-pixel upsampling layers; the CPU
+(upload and download are pipeline stages, timed in `pipeline`). CUDA runs each dtype in the layout
+`realtime.config.resolve_device` gives the Stylizer, with plain and sub-pixel upsampling layers, and fp16
+also replayed as a CUDA graph (as the Stylizer runs it: `resolve_cuda_graphs`); the CPU
 runs the plain net in the default layout here and leaves the layout/dtype/runtime race to `cpu_paths`.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from nets import registry
 from nets.subpixel import fold_upsampling
 from nets.train import native_bf16
 from nets.transformer_net import build, count_macs
+from realtime.config import resolve_device
+from realtime.cuda_graph import GraphedNet
 
 log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -87,7 +90,7 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
                     if why:
                         skipped.append({**key, "section": "network", "skipped": why})
                         continue
-                    channels_last = device != "cpu" and dt != "fp32"
+                    channels_last = device != "cpu" and resolve_device(device)[2]
                     fmt = torch.channels_last if channels_last else torch.contiguous_format
                     x = to_input(image, device, DTYPES[dt], channels_last)
                     for subpixel in SUBPIXEL[device != "cpu"]:
@@ -109,21 +112,14 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
 
 
 def graph_stats(cfg: BenchConfig, net: torch.nn.Module, x: torch.Tensor, device: str) -> dict:
-    """`measure` of `net(x)` captured once as a CUDA graph and replayed: every kernel launched by one call,
-    without Python or per-op launch cost. What a capture costs or fails with is recorded, not raised."""
+    """`measure` of `net` replayed as a CUDA graph by the Stylizer's own `GraphedNet` (input copied in,
+    output copied out). A capture that fails is recorded, not raised."""
+    graphed = GraphedNet(net)
     try:
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
-            for _ in range(3):
-                net(x)
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            net(x)
+        graphed(x)  # captures
     except RuntimeError as exc:
         return {"n": 0, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-    return measure(graph.replay, device=device, warmup=cfg.warmup, iters=cfg.iters, min_iters=cfg.min_iters,
+    return measure(lambda: graphed(x), device=device, warmup=cfg.warmup, iters=cfg.iters, min_iters=cfg.min_iters,
                    seconds=cfg.seconds)
 
 

@@ -29,7 +29,10 @@ class SegmentConfig:
     every: int = 1  # run the network every N frames; between, the last mask is re-refined on the new frame
     smoothing: float = 0.6  # weight of the previous mask where old and new agree (0 = no smoothing)
     refine: bool = True  # guided-filter edge refinement with the frame as guide
-    feather: int = 7  # Gaussian feather kernel in pixels (odd; 0 = off)
+    feather: int = 7  # Gaussian feather kernel in pixels of the frame (odd; 0 = off)
+    # longest side the mask is computed at (MediaPipe's input, smoothing, refinement, feather); a larger
+    # frame is downscaled for it and the mask upscaled back. 0 = the frame's own size. See realtime.segment.
+    work_side: int = 960
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,11 @@ class AppConfig:
 
 
 def resolve_device(name: str) -> tuple[str, str, bool]:
-    """"auto" | "cpu" | "cuda[:N]" -> (device, dtype, channels_last). CUDA runs fp16 + channels_last
-    (tensor cores); the CPU runs fp32 (fp16 convolutions on CPU are slower, not faster)."""
+    """"auto" | "cpu" | "cuda[:N]" -> (device, dtype, channels_last). CUDA runs fp16 in the default
+    (NCHW) layout: measured on an H200 at 1920x1080 (`benchmarks/cuda_probe.py`, results/gpu-h200-probe.md),
+    sub-pixel layers replayed as a CUDA graph, the full net took 12.0 ms NCHW against 18.3 channels_last
+    (cuDNN converts layouts around its 9x9 and reflection-padded layers) and the lite net 1.6 against 2.0.
+    The CPU runs fp32 (fp16 convolutions on CPU are slower, not faster)."""
     import torch
 
     if name == "auto":
@@ -87,7 +93,7 @@ def resolve_device(name: str) -> tuple[str, str, bool]:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was asked for but CUDA is not available. Use --device cpu.")
-        return name, "float16", True
+        return name, "float16", False
     if name != "cpu":
         raise ConfigError(f"Unknown device {name!r}. Use auto, cpu or cuda.")
     return "cpu", "float32", False
@@ -96,10 +102,9 @@ def resolve_device(name: str) -> tuple[str, str, bool]:
 def resolve_subpixel(device: str) -> bool:
     """Whether the nets' upsampling layers run in their sub-pixel form (`nets.subpixel`: the same function
     with 4/9 of the multiply-adds). Measured on the 2-core CPU at 320x240: 1.6x faster through ONNX Runtime
-    and 1.5x in eager torch (`benchmarks/cpu_paths.py`). Not yet measured on CUDA, where cuDNN's 3x3 kernels may
-    win over 2x2 ones: CUDA keeps the plain layers until the `subpixel` rows of a GPU run of
-    `benchmarks/network.py` say otherwise."""
-    return device == "cpu"
+    and 1.5x in eager torch (`benchmarks/cpu_paths.py`); on an H200 at 1920x1080 fp16 NCHW, replayed as CUDA
+    graphs (`benchmarks/cuda_probe.py`): full net 13.1 -> 12.0 ms, lite net 2.3 -> 1.6 ms. Everywhere."""
+    return True
 
 
 def resolve_cuda_graphs(device: str) -> bool:

@@ -1,7 +1,7 @@
 """The stylizer: the only place frames become tensors and tensors become frames again.
 
 Device, dtype, memory format and runtime come from `StyleConfig` (resolved once in `realtime.config`):
-CUDA runs fp16 + channels_last under `inference_mode`; the CPU runs fp32, through ONNX Runtime when
+CUDA runs fp16 under `inference_mode`, each net replayed as a CUDA graph (`realtime.cuda_graph`); the CPU runs fp32, through ONNX Runtime when
 `backend` says so (`realtime.onnx_cpu`, the measured fastest CPU path), with the upsampling layers in their
 sub-pixel form when `subpixel` says so (`nets.subpixel`). Every style named in the config is
 loaded at construction, so switching mid-stream is a pointer swap, never a stall. `scale` < 1 stylizes

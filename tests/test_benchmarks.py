@@ -295,3 +295,42 @@ def test_live_seconds_flag_reaches_the_config(tmp_path):
     args = argparse.Namespace(tiny=False, size=None, device=None, net=None, section=None, threads=None, seconds=None,
                               live_seconds=1.5, name=None, note=None, no_compile=False, out=str(tmp_path))
     assert build_config(args).live_seconds == 1.5
+
+
+def test_cuda_probe_padded_edge_convolutions_compute_the_same_picture():
+    from benchmarks.cuda_probe import pad_edge_convs
+    from nets.subpixel import fold_upsampling
+    from nets.transformer_net import build
+
+    torch.manual_seed(0)
+    net = fold_upsampling(build("full").eval())
+    x = torch.rand(1, 3, 48, 64)
+    with torch.inference_mode():
+        assert (pad_edge_convs(net)(x) - net(x)).abs().max().item() < 1e-5
+
+
+def test_cuda_probe_renders_its_rows_as_tables():
+    from benchmarks.cuda_probe import markdown
+
+    probe = {"device": "GPU", "torch": "2.x", "cudnn": 1, "size": [1920, 1080], "git": "abc", "rows": [
+        {"net": "lite", "form": "subpixel", "dtype": "fp16", "layout": "nchw", "graph": False, "median_ms": 8.0},
+        {"net": "lite", "form": "subpixel", "dtype": "fp16", "layout": "nchw", "graph": True, "median_ms": 2.0},
+        {"parity": "lite.a", "layout": "nchw", "size": [640, 480], "max_uint8": 1, "mean_uint8": 0.03},
+        {"parity": "lite.b", "layout": "nchw", "size": [640, 480], "max_uint8": 2, "mean_uint8": 0.01},
+        {"stylizer": "lite.a", "cuda_graphs": True, "channels_last": False, "median_ms": 3.3, "p95_ms": 3.4},
+        {"stylizer": "lite.a", "graph_vs_eager_max_uint8": 0},
+        {"section": "nets", "error": "RuntimeError: boom"}]}
+    md = markdown(probe, "probe")
+    assert "| lite | subpixel | fp16 | nchw | 8.0 | 2.0 | 500.0 |" in md
+    assert "| nchw | 2 | 0.03 |" in md  # the worst style of each layout
+    assert "| lite.a | True | False | 3.3 | 3.4 |" in md and "max 0 uint8 levels" in md
+    assert "boom" in md
+
+
+def test_git_revision_of_a_sent_tree_is_the_one_it_was_sent_at(monkeypatch):
+    from benchmarks import machine
+
+    monkeypatch.setenv("STYLECAM_GIT_REVISION", "0123abcd")
+    assert machine.git_revision() == {"commit": "0123abcd", "dirty": None, "from": "STYLECAM_GIT_REVISION"}
+    monkeypatch.delenv("STYLECAM_GIT_REVISION")
+    assert len(machine.git_revision()["commit"]) == 40

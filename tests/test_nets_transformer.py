@@ -87,3 +87,44 @@ def test_fp16_cuda_matches_fp32(arch):
     assert y16.dtype == torch.float16 and torch.isfinite(y16).all()
     err = (y32 - y16.float()).abs()
     assert err.max().item() < FP16_MAX_ABS and err.mean().item() < FP16_MEAN_ABS, (err.max().item(), err.mean().item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_inference_instance_norm_matches_pytorch_to_the_dtype_rounding(dtype):
+    """The CUDA inference path's instance norm, run here on the CPU: same function as F.instance_norm, also
+    for channels whose mean dwarfs their spread (a naive x * scale + shift in fp16 loses those)."""
+    from nets.transformer_net import instance_norm_inference
+
+    torch.manual_seed(0)
+    means = torch.tensor([0.0, 100.0, -50.0, 3.0, 0.01, 30.0, -7.0, 20.0]).view(1, -1, 1, 1)
+    x = (torch.randn(2, 8, 37, 53) * 0.5 + means).to(dtype)
+    weight, bias = torch.rand(8) + 0.5, torch.randn(8)
+    ref = F.instance_norm(x.double(), weight=weight.double(), bias=bias.double(), eps=1e-5)
+    y = instance_norm_inference(x, weight, bias, 1e-5)
+    rounding = (ref.to(dtype).double() - ref).abs().max().item()  # what storing the exact answer costs
+    assert y.dtype == dtype and y.shape == x.shape
+    assert (y.double() - ref).abs().max().item() <= max(2 * rounding, 1e-4)
+
+
+def test_instance_norm_keeps_the_weights_layout_and_the_cpu_path():
+    from nets.transformer_net import InstanceNorm
+
+    norm = InstanceNorm(4)
+    assert set(norm.state_dict()) == set(torch.nn.InstanceNorm2d(4, affine=True).state_dict()) == {"weight", "bias"}
+    x = torch.randn(1, 4, 9, 11)
+    with torch.no_grad():  # CPU: PyTorch's own kernel (what ONNX export and oneDNN see)
+        assert torch.equal(norm(x), F.instance_norm(x, weight=norm.weight, bias=norm.bias, eps=norm.eps))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_inference_instance_norm_matches_pytorch():
+    from nets.transformer_net import InstanceNorm
+
+    norm = InstanceNorm(16).cuda()
+    x = torch.randn(2, 16, 67, 45, device="cuda") * 3 + 40
+    ref = F.instance_norm(x.double(), weight=norm.weight.double(), bias=norm.bias.double(), eps=norm.eps)
+    with torch.inference_mode():
+        y32, y16 = norm(x), norm.half()(x.half())
+    assert (y32.double() - ref).abs().max().item() < 1e-3
+    assert (y16.double() - ref).abs().max().item() < 1e-2

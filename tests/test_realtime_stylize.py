@@ -52,13 +52,24 @@ def test_backend_is_resolved_once_and_refused_where_it_cannot_run():
         resolve_backend("tensorrt", "cpu")
 
 
+def test_cuda_runs_fp16_nchw_sub_pixel_and_graphs_the_cpu_none_of_those(monkeypatch):
+    """What the H200 probe measured fastest (realtime.config docstrings, results/gpu-h200-probe.md)."""
+    from realtime.config import resolve_cuda_graphs, resolve_device, resolve_subpixel
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda") == ("cuda", "float16", False)
+    assert resolve_device("cpu") == ("cpu", "float32", False)
+    assert resolve_subpixel("cuda") and resolve_subpixel("cpu")
+    assert resolve_cuda_graphs("cuda:0") and not resolve_cuda_graphs("cpu")
+
+
 def test_cli_default_on_cpu_is_onnxruntime_and_flag_overrides(style_name, capsys):
     pytest.importorskip("onnxruntime")
     from realtime.cli import main
 
     assert main(["--device", "cpu", "--style", style_name, "--print-config"]) == 0
     style = json.loads(capsys.readouterr().out)["style"]
-    assert style["backend"] == "onnxruntime" and style["subpixel"] is True
+    assert style["backend"] == "onnxruntime" and style["subpixel"] is True and style["cuda_graphs"] is False
     assert main(["--device", "cpu", "--style", style_name, "--output", "x.mp4", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["output"]["encoder_threads"] == 1  # the net's cores stay its own
     assert main(["--device", "cpu", "--style", style_name, "--backend", "torch", "--print-config"]) == 0
@@ -76,12 +87,31 @@ def test_cuda_stylizer_fp16_paints_what_the_cpu_paints(frame, style_name):
     for cfg in (StyleConfig(styles=(style_name,), scale=0.5, threads=1, backend="torch"),
                 StyleConfig(styles=(style_name,), scale=0.5, device=device, dtype=dtype, channels_last=channels_last),
                 StyleConfig(styles=(style_name,), scale=0.5, device=device, dtype=dtype, channels_last=channels_last,
-                            subpixel=True)):
+                            subpixel=True),
+                StyleConfig(styles=(style_name,), scale=0.5, device=device, dtype=dtype, channels_last=channels_last,
+                            subpixel=True, cuda_graphs=True)):
         st = Stylizer(config=cfg)
         st.warmup((640, 480))
-        out[cfg.device, cfg.subpixel] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
+        out[cfg.device, cfg.subpixel, cfg.cuda_graphs] = st.to_image(st.stylize(st.to_tensor(frame))).astype(np.int16)
         st.close()
+    assert np.array_equal(out[device, True, True], out[device, True, False])  # a graph replays the same kernels
     for subpixel in (False, True):
-        diff = np.abs(out["cpu", False] - out[device, subpixel])
+        diff = np.abs(out["cpu", False, False] - out[device, subpixel, False])
         # resizes differ (OpenCV area/bilinear on the CPU, torch bilinear on CUDA) and fp16: a few levels
         assert diff.mean() < 3 and np.percentile(diff, 99) < 25, subpixel
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_graphed_net_replays_per_shape_and_hands_out_its_own_copies(style_name):
+    from nets import registry
+    from realtime.cuda_graph import GraphedNet
+
+    net = registry.load(style_name).cuda().half().eval()
+    graphed = GraphedNet(net)
+    a, b = (torch.rand(1, 3, 96, 128, device="cuda").half() for _ in range(2))
+    with torch.inference_mode():
+        ya, yb = graphed(a), graphed(b)  # one capture, then a replay into the same buffers
+        yc = graphed(torch.rand(1, 3, 64, 64, device="cuda").half())  # another size: another graph
+        assert len(graphed.graphs) == 2 and yc.shape[-2:] == (64, 64)
+        assert torch.equal(ya, net(a)) and torch.equal(yb, net(b))  # ya kept its values through b's replay
