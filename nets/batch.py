@@ -191,13 +191,19 @@ def train_many(args: argparse.Namespace) -> dict:
     return report
 
 
-def merge(prefix: Path, folder: Path) -> list[str]:
-    """Register every style that `train --out PREFIX` brought back (its parts beside PREFIX) into `folder`,
-    each file's sha256 checked against its packed manifest entry first."""
+def merge(prefix: Path, folder: Path, names: list[str] | None = None) -> list[str]:
+    """Register the styles that `train --out PREFIX` brought back (its parts beside PREFIX) into `folder`:
+    all of them, or those of `names` (ARCH.PAINTING), each file's sha256 checked against its packed
+    manifest entry first."""
     with tempfile.TemporaryDirectory() as tmp:
         carry.assemble(prefix.name, Path(tmp), (prefix.parent,))
         packed = Path(tmp) / "weights"
         entries = registry.read_manifest(packed) if packed.is_dir() else {}
+        if names:
+            unknown = sorted(set(names) - set(entries))
+            if unknown:
+                raise carry.CarryError(f"{prefix} brought back no {', '.join(unknown)}; it holds {', '.join(entries) or 'none'}.")
+            entries = {k: v for k, v in entries.items() if k in names}
         for name, entry in entries.items():
             if registry.sha256(packed / entry.file) != entry.sha256:
                 raise carry.CarryError(f"{entry.file} in {prefix} does not match its sha256; nothing merged.")
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("merge", help="register the weights that a train call brought back into weights/")
     m.add_argument("prefix", type=Path, help="the train call's --out, here: FILES_AT/full for FILES_AT/full.part*")
     m.add_argument("--weights-dir", type=Path, default=None)
+    m.add_argument("--names", nargs="*", help="ARCH.PAINTING styles to merge (default: all it brought back)")
     args = p.parse_args(argv)
     if args.command == "train" and args.part_mib * 2**20 < 1:  # checked now, not after the trainings
         p.error(f"--part-mib must be positive, not {args.part_mib:g}")
@@ -283,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             print(json.dumps(train_many(args), indent=2))
         else:
-            names = merge(args.prefix, args.weights_dir or registry.weights_dir())
+            names = merge(args.prefix, args.weights_dir or registry.weights_dir(), args.names)
             print(f"merged {len(names)} style(s): {', '.join(names) or 'none'}")
     except (OSError, tarfile.TarError, registry.StyleError, carry.CarryError) as exc:  # a missing folder or part, a damaged file
         print(f"error: {exc}", file=sys.stderr)

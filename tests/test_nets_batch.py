@@ -1,6 +1,7 @@
 """Batch training for a lent GPU machine, run here on the CPU at toy size: pack -> train -> merge."""
 import json
 
+import pytest
 import torch
 
 from nets_media import content_folder, write_painting
@@ -38,7 +39,10 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
 
     home = tmp_path / "home_weights"
     monkeypatch.chdir(tmp_path)  # merge copies loss curves and previews into ./runs/train
-    assert batch.merge(prefix, home) == ["lite.swirl"]
+    with pytest.raises(batch.carry.CarryError, match="no lite.absent; it holds lite.swirl"):
+        batch.merge(prefix, home, ["lite.absent"])  # a candidate that did not come back: nothing merged
+    assert not (home / "manifest.json").exists()
+    assert batch.merge(prefix, home, ["lite.swirl"]) == ["lite.swirl"]
     entry = registry.info("lite.swirl", home)
     assert entry.recipe["steps"] == 2 and entry.recipe["device"] == "cpu" and "val_style" in entry.metrics
     assert entry.recipe["shift_weight"] == 5.0 and entry.recipe["noise_weight"] == 3.0 and "val_lattice" in entry.metrics
