@@ -55,3 +55,30 @@ def test_without_mediapipe_segmentation_is_one_line_and_full_mode_still_runs(car
     assert main(["--source", str(carphone), "--style", style_name, "--mode", "full", "--output", str(out),
                  "--max-frames", "3"]) == 0
     assert out.is_file()
+
+
+def test_a_large_frame_gets_its_mask_computed_smaller_and_upscaled(frame_and_mask):
+    """A 1080p frame is segmented at `work_side` (960 px) and the mask scaled back: same shape and range,
+    within a few hundredths of the mask computed at the frame's own size (it costs a third as much)."""
+    image, _ = frame_and_mask
+    big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    masks = {}
+    for side in (0, 960):
+        seg = segment.Segmenter(config=SegmentConfig(work_side=side))
+        try:
+            assert (seg.work_size(1080, 1920) is None) == (side == 0)
+            for _ in range(3):  # smoothing settles
+                masks[side] = seg(big).copy()
+        finally:
+            seg.close()
+    assert masks[960].shape == (1080, 1920) and masks[960].dtype == np.float32
+    assert masks[960].min() >= 0 and masks[960].max() <= 1 and masks[960].max() > 0.9  # a person was found
+    diff = np.abs(masks[960] - masks[0])
+    assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.1
+
+
+def test_a_frame_at_most_the_work_side_is_segmented_at_its_own_size():
+    seg = segment.Segmenter.__new__(segment.Segmenter)  # work_size needs only the config
+    seg.config = SegmentConfig(work_side=960)
+    assert seg.work_size(480, 640) is None and seg.work_size(540, 960) is None
+    assert seg.work_size(1080, 1920) == (960, 540) and seg.work_size(1920, 1080) == (540, 960)
