@@ -13,7 +13,8 @@
 #        most BENCH_S seconds (it writes its JSON after every section) and packs the results and every log
 #        into $OUT/results.tar.gz.
 #
-# Knobs for a dry run on a CPU: DEVICE (cuda), JOBS (10), BATCH (8), STEPS (100000), NAMES (all), WORK.
+# Knobs: NAMES (all paintings), STYLE_WEIGHT_FACTOR (1: each net's shipped style weight); for a dry run on
+# a CPU: DEVICE (cuda), JOBS (10), BATCH (8), STEPS (100000), WORK.
 set -u
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/stylecam-gpu}
@@ -34,7 +35,7 @@ train)
   (cd "$WORK/repo" && OMP_NUM_THREADS=1 PYTHONPATH=. PYTHONUNBUFFERED=1 setsid nohup bash -c \
     "python3 -m nets.batch train --carry '$WORK/train' --from-shipped --arch full --device $DEVICE \
        --jobs ${JOBS:-10} --batch ${BATCH:-8} --steps ${STEPS:-100000} --warmup 100 --deadline $deadline \
-       ${NAMES:+--names $NAMES} --out '$WORK/out/full'; echo \"batch rc=\$?\"; touch '$WORK/done'" \
+       --style-weight-factor ${STYLE_WEIGHT_FACTOR:-1} ${NAMES:+--names $NAMES} --out '$WORK/out/full'; echo \"batch rc=\$?\"; touch '$WORK/done'" \
     >"$WORK/batch.log" 2>&1 </dev/null &)
   sleep "${WATCH:-45}"
   echo "--- after ${WATCH:-45} s:"

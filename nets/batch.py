@@ -116,6 +116,7 @@ def train_command(painting: Path, args: argparse.Namespace, weights_dir: Path, o
         shipped = shipped_recipe(args.arch, painting.stem)
         flags = {**shipped, "steps": shipped["steps"] + args.steps, "init_from": f"{args.arch}.{painting.stem}",
                  "warmup": args.warmup}
+    flags["style_weight"] = flags["style_weight"] * args.style_weight_factor
     cmd = [sys.executable, "-m", "nets.cli", "train", str(painting), "--content", str(args.carry / "content"),
            "--arch", args.arch, "--device", args.device, "--batch", str(args.batch), "--val-count", str(args.val_count),
            "--weights-dir", str(weights_dir), "--out-dir", str(out_dir), "--no-progress"]
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--style-weight", type=float, default=2.0)
+    t.add_argument("--style-weight-factor", type=float, default=1.0,
+                   help="multiply each net's style weight (with --from-shipped, its shipped one): the GPU stage at "
+                        "the shipped weights moved photo-close nets further towards the photo (docs/styles.md)")
     t.add_argument("--shift-weight", type=float, default=0.0,
                    help="nets.losses.shift_loss; 200 took the 8 px grid and most flicker out of the lite nets")
     t.add_argument("--noise-weight", type=float, default=0.0,

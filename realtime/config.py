@@ -109,8 +109,8 @@ def resolve_subpixel(device: str) -> bool:
 
 def resolve_cuda_graphs(device: str) -> bool:
     """Whether CUDA replays each style net as a CUDA graph (`realtime.cuda_graph`). Measured on an H200 at
-    1920x1080 fp16 (`benchmarks/cuda_probe.py`): the lite net 4.8 -> 2.5 ms, the full net unchanged
-    within 2%; a graph per frame size, captured during warm-up."""
+    1920x1080 fp16, NCHW, sub-pixel layers (`benchmarks/cuda_probe.py`, results/gpu-h200-probe.md): the lite
+    net 7.8 -> 1.6 ms, the full net 13.8 -> 11.9 ms; a graph per style and frame size, captured at warm-up."""
     return device.startswith("cuda")
 
 

@@ -1,10 +1,12 @@
 """A style net replayed as CUDA graphs: one capture per input shape, then every frame of that shape
 launches the whole net at once, without Python or a launch per layer.
 
-Measured on an H200 (`benchmarks/cuda_probe.py`, 1920x1080 fp16): the lite net's ~60 small kernels are
-launch-bound in eager mode (4.8 ms NCHW), 2.5 ms replayed. The input is copied into the graph's own
-buffer and the output copied out of it, so a frame handed on (to the compositor, to another thread)
-is never overwritten by the next replay.
+Measured on an H200 (`benchmarks/cuda_probe.py`, 1920x1080 fp16 NCHW, sub-pixel layers): the lite net's
+small kernels are launch-bound in eager mode (7.8 ms), 1.6 ms replayed; the full net 13.8 -> 11.9 ms.
+The input is copied into the graph's own buffer and the output copied out of it, so a frame handed on
+(to the compositor, to another thread) is never overwritten by the next replay. Each capture keeps its
+own memory pool, about one eager forward's peak (the full net at 1080p fp16: ~0.46 GiB, results/gpu-h200.md),
+and the Stylizer captures one per style at warm-up: ten full styles at 1080p hold ~4.6 GiB.
 """
 from __future__ import annotations
 

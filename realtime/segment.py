@@ -138,7 +138,9 @@ class Segmenter:
         h, w = mask.shape
         small = (max(1, w // 2), max(1, h // 2)) if halve else (w, h)
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        guide = (cv2.resize(grey, small, interpolation=cv2.INTER_AREA) if halve else grey).astype(np.float32) * (1.0 / 255.0)
+        if halve:
+            grey = cv2.resize(grey, small, interpolation=cv2.INTER_AREA)
+        guide = grey.astype(np.float32) * (1.0 / 255.0)
         m = cv2.resize(mask, small, interpolation=cv2.INTER_AREA) if halve else mask
         m = guided_filter(guide, m, 4, 1e-3)
         return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) if halve else m

@@ -69,6 +69,17 @@ def test_pack_train_merge_round_trip(tmp_path, monkeypatch):
         (32, 64, 2.0, 5.0, 3.0)
 
 
+def test_from_shipped_can_scale_each_shipped_style_weight(monkeypatch, tmp_path):
+    import argparse
+
+    monkeypatch.setattr(batch, "shipped_recipe", lambda arch, name: {"size": 256, "style_weight": 1.5, "steps": 100})
+    args = argparse.Namespace(from_shipped=True, style_weight_factor=2.0, arch="full", steps=50, warmup=100,
+                              carry=tmp_path, device="cuda", batch=8, val_count=8, size=256, style_size=512,
+                              style_weight=2.0, shift_weight=0.0, noise_weight=0.0)
+    cmd = batch.train_command(tmp_path / "udnie.jpg", args, tmp_path / "w", tmp_path / "r")
+    assert cmd[cmd.index("--style-weight") + 1] == "3.0" and cmd[cmd.index("--steps") + 1] == "150"
+
+
 def test_pack_spreads_a_photo_subset_shrinks_paintings_and_cuts_parts(tmp_path):
     styles = tmp_path / "styles"
     write_painting(styles / "big.png", 96)
