@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--style-weight", type=float, default=2.0)
     t.add_argument("--style-weight-factor", type=float, default=1.0,
-                   help="multiply each net's style weight (with --from-shipped, its shipped one): the GPU stage at "
-                        "the shipped weights moved photo-close nets further towards the photo (docs/styles.md)")
+                   help="multiply each net's style weight (with --from-shipped, its shipped one); x2 on two lite nets "
+                        "cut their style loss by a quarter but raised the ratio to Gatys by a third (docs/styles.md)")
     t.add_argument("--shift-weight", type=float, default=0.0,
                    help="nets.losses.shift_loss; 200 took the 8 px grid and most flicker out of the lite nets")
     t.add_argument("--noise-weight", type=float, default=0.0,
