@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pyvirtualcam
 
@@ -93,7 +94,11 @@ class VideoFileSink(_Sink):
             raise ValueError(f"frame size {size} differs from the first frame's {self.size}")
         if self.encoded_size != size:
             image = np.ascontiguousarray(image[: self.encoded_size[1], : self.encoded_size[0]])
-        vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+        # RGB -> yuv420p (BT.601, limited range, as libswscale's default) in OpenCV, not in the encoder:
+        # at 1920x1080 on the 2-core CPU 1.8 ms against swscale's 16.8, within 3 levels of it (mean 0.06);
+        # `send` as a whole (x264 veryfast, sample clip, medians of 2-3 runs) 5.9 -> 5.0 ms at 640x480,
+        # 42.7 -> 39.5 ms at 1920x1080
+        vf = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         vf.pts = self.frames_written
         try:
             self._out.mux(self._video.encode(vf))

@@ -149,6 +149,22 @@ def test_file_sink_encodes_odd_sides_at_the_even_size_below(tmp_path, carphone):
     assert np.abs(frames[0].astype(int) - rgb[:142, :174]).mean() < 6  # the picture, not shifted or scaled
 
 
+def test_file_sink_keeps_the_colours_the_encoder_itself_would(tmp_path):
+    """The sink converts RGB to yuv420p in OpenCV, not in the encoder: a colourful photo must come back
+    with the colours, the range and the channel order that libswscale's own conversion gives."""
+    import av
+    from skimage import data
+
+    rgb = np.ascontiguousarray(data.astronaut()[:256, :320])
+    with VideoFileSink(path=tmp_path / "c.mp4", fps=25, crf=0) as sink:  # crf 0: the conversion's error alone
+        sink.send(Frame(rgb, 0, 0.0))
+    ours = read_video(tmp_path / "c.mp4")[0][0].astype(int)
+    theirs = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray(format="rgb24")
+    per_channel = (ours - theirs.astype(int)).reshape(-1, 3)
+    assert np.abs(per_channel.mean(axis=0)).max() < 1.0  # no range or matrix shift, no swapped channels
+    assert np.abs(per_channel).mean() < 2.0
+
+
 def test_unreadable_audio_input_is_a_sink_error_and_leaves_no_temporary_file(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
