@@ -1,12 +1,15 @@
-"""Why the full net runs slower in fp16 than in fp32 on CUDA at 1080p, and what would make it faster.
+"""Where a style net's time goes on CUDA, and which form of it to run: measured, not guessed.
 
-The first H200 run (results/gpu-h200.md) timed the full net at 1920x1080: fp32 contiguous 15.1 ms,
-fp16 channels_last 23.5 ms, CUDA graphs changing nothing. This probe times, on one real style at one
-size, each combination of dtype (fp16, fp32), memory layout (NCHW, NHWC), CUDA-graph replay, and the two
-3-channel 9x9 convolutions (stem in, last layer out) with their channels zero-padded to 8 (same output),
-then profiles the slowest and fastest forms by CUDA kernel. Torch alone: no packages to carry.
+On one real style at one size (1920x1080 by default) it times each net (full, lite) in each form (plain
+or sub-pixel upsampling; `--padded-edges` adds the full net with its two 3-channel 9x9 convolutions
+zero-padded to 8 channels), dtype (fp16, fp32) and layout (NCHW, NHWC), eager and replayed as a CUDA
+graph by the Stylizer's own `GraphedNet`, and profiles the full net's top ops in fp16 (section `nets`);
+checks every registered style's fp16 output on CUDA against fp32 on the CPU (`parity`); and times the
+product's `Stylizer` with and without CUDA graphs (`stylizer`). Torch alone: no packages to carry.
+The first H200 runs are results/gpu-h200-probe-before.md (PyTorch's instance norm) and gpu-h200-probe.md.
 
-    python -m benchmarks.cuda_probe --out $OUT/probe.json     # on the GPU machine, ~1-2 minutes
+    python -m benchmarks.cuda_probe --out $OUT/probe.json     # on the GPU machine, ~1 minute
+    python -m benchmarks.cuda_probe --out probe.json --render "title"   # here: probe.md beside it
 
 Each measurement prints one JSON line as it finishes, so a time-boxed call keeps what it measured.
 """
@@ -27,6 +30,7 @@ from benchmarks.harness import measure
 from nets import registry
 from nets.subpixel import fold_upsampling
 from nets.transformer_net import TransformerNet
+from realtime.cuda_graph import GraphedNet
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 
@@ -82,19 +86,6 @@ def pad_edge_convs(net: TransformerNet) -> TransformerNet:
     return out
 
 
-def graph_of(fn, x: torch.Tensor):
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn(x)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn(x)
-    return graph.replay
-
-
 def top_kernels(fn, n: int = 10) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
@@ -131,10 +122,11 @@ def time_nets(args, frame: torch.Tensor, record) -> None:
                     stats = measure(lambda: net(x), device="cuda", warmup=3, iters=30, min_iters=5, seconds=args.seconds)
                     record({**key, "graph": False, "median_ms": stats["median_ms"], "p95_ms": stats["p95_ms"]})
                     try:
-                        replay = graph_of(net, x)
-                        stats = measure(replay, device="cuda", warmup=3, iters=30, min_iters=5, seconds=args.seconds)
+                        graphed = GraphedNet(net)
+                        graphed(x)  # captures
+                        stats = measure(lambda: graphed(x), device="cuda", warmup=3, iters=30, min_iters=5, seconds=args.seconds)
                         record({**key, "graph": True, "median_ms": stats["median_ms"], "p95_ms": stats["p95_ms"]})
-                    except RuntimeError as exc:
+                    except (RuntimeError, ValueError) as exc:  # a capture CUDA refuses; no CUDA device
                         record({**key, "graph": True, "error": str(exc).splitlines()[0][:200]})
                     if arch == "full" and form == "subpixel" and dt == "fp16":
                         try:
