@@ -53,7 +53,7 @@ def markdown(r: dict) -> str:
              f"- CPU {m['cpu']}, {m['cpu_cores']} cores ({', '.join(m['cpu_flags'])}), {m['memory_gib']} GiB; GPU {gpu}",
              "- " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
              f"- threads: torch {r['threads']['torch']}, onnxruntime {r['threads']['onnxruntime']}, "
-             f"opencv {r['threads']['opencv']}",
+             f"opencv {r['threads']['opencv']}" + (f"; malloc: {r['malloc']}" if r.get("malloc") else ""),
              f"- machine load before: {_load(r['load_before'])}",
              f"- machine load during: other processes took {r['load_during'].get('other_cpu_percent_median')}% "
              f"of one core (median of {r['load_during'].get('samples')} samples; min "

@@ -12,6 +12,7 @@ import torch
 
 from benchmarks import baselines, machine
 from benchmarks.config import BenchConfig
+from realtime.allocator import keep_frame_buffers
 from realtime.config import resolve_cuda_graphs, resolve_subpixel
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ def run(cfg: BenchConfig, on_section: Callable[[dict], None] | None = None) -> d
     result after each section (`finish`), so a run stopped from outside (a time-boxed GPU call) still
     leaves the numbers of the sections it completed."""
     torch.set_num_threads(cfg.threads)
+    # as `stylecam` runs (realtime.allocator); the baselines in the same process run under it too
+    malloc = "frame-buffer thresholds (realtime.allocator)" if keep_frame_buffers() else "system default"
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True  # fixed frame sizes: let cuDNN pick kernels during warm-up
     t0 = time.time()
@@ -35,6 +38,7 @@ def run(cfg: BenchConfig, on_section: Callable[[dict], None] | None = None) -> d
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "note": cfg.note,
               "machine": mach, "versions": machine.versions(), "git": machine.git_revision(),
               "threads": {"torch": cfg.threads, "onnxruntime": cfg.threads, "opencv": cv2.getNumThreads()},
+              "malloc": malloc,
               "load_before": machine.other_load(), "config": cfg.to_dict(), "skipped": []}
     with machine.LoadMonitor() as load:
         for section in cfg.sections:

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from nets.signals import terminate_as_interrupt
+from realtime.allocator import keep_frame_buffers
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
                              resolve_cuda_graphs, resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="stylecam: %(message)s")
     quiet_native_logs()
+    keep_frame_buffers()
     try:
         with terminate_as_interrupt():
             config = build_config(args)

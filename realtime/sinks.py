@@ -40,8 +40,13 @@ class _Sink:
 
 class VideoFileSink(_Sink):
     def __init__(self, *, path: str | os.PathLike, fps: float, audio_from: str | os.PathLike | None = None,
-                 crf: int = 20, preset: str = "veryfast", threads: int = 0):
-        """`threads`: libx264 threads; 0 = x264's own choice (see realtime.config.resolve_encoder_threads)."""
+                 crf: int = 20, preset: str = "superfast", threads: int = 0):
+        """`threads`: libx264 threads; 0 = x264's own choice (see realtime.config.resolve_encoder_threads).
+        `preset`: superfast, measured against veryfast on 2 cores (300 stylized frames, CRF 20, one thread):
+        at 640x480 3.6 against 6.5 ms a frame, PSNR 41.4 against 41.0 dB, the file 52% larger; at
+        1920x1080 (x264's threads) 20.8 against 33.4 ms, 43.1 against 42.4 dB, 83% larger. The same
+        quality from less CPU, which the style net and segmentation share: file mode on the sample at
+        640x480, `background`, 58.3 against 54.1 FPS (medians of 3 interleaved runs)."""
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
             raise SinkError(f"Output {self.path} must end in .mp4, .mov or .mkv (H.264 video).")

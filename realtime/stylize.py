@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from nets import registry
 from nets.subpixel import fold_upsampling
 from nets.transformer_net import pad_to_stride
+from realtime.composite import hwc
 from realtime.config import StyleConfig
 from realtime.cuda_graph import GraphedNet
 from realtime.errors import ConfigError
@@ -86,7 +87,12 @@ class Stylizer:
         return torch.from_numpy(mask).to(self.device, self.dtype, non_blocking=True)[None, None]
 
     def to_image(self, t: torch.Tensor) -> np.ndarray:
-        """(1, 3, H, W) 0..1 -> uint8 (H, W, 3) RGB, C-contiguous."""
+        """(1, 3, H, W) 0..1 -> uint8 (H, W, 3) RGB, C-contiguous, rounded to the nearest level."""
+        if t.device.type == "cpu" and t.dtype == torch.float32:
+            # one OpenCV pass (scale, round, saturate): 0.36 ms at 640x480 on one thread against 0.79 for
+            # the four torch passes below
+            image = hwc(t)
+            return cv2.addWeighted(image, 255.0, image, 0.0, 0.0, dtype=cv2.CV_8U)
         t = t[0].mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)  # (3, H, W), rounded
         return t.permute(1, 2, 0).contiguous().cpu().numpy()  # no copy when t has channels_last strides
 
@@ -113,9 +119,8 @@ class Stylizer:
         OpenCV does it: measured on one thread, 640x480 -> 320x240 took 0.1 ms against 2.0 ms for torch's
         antialiased bilinear, and 320x240 -> 640x480 0.2 ms against 3.4 ms."""
         if self.device.type == "cpu" and t.dtype == torch.float32:
-            hwc = np.ascontiguousarray(t[0].permute(1, 2, 0).numpy())  # a view when t is channels_last
             shrink = size[0] < t.shape[-2]
-            out = cv2.resize(hwc, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            out = cv2.resize(hwc(t), (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W), channels_last strides
         return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
