@@ -7,11 +7,18 @@ The input is copied into the graph's own buffer and the output copied out of it,
 (to the compositor, to another thread) is never overwritten by the next replay. Each capture keeps its
 own memory pool, about one eager forward's peak (the full net at 1080p fp16: ~0.46 GiB, results/gpu-h200.md),
 and the Stylizer captures one per style at warm-up: ten full styles at 1080p hold ~4.6 GiB.
+
+A capture that fails (a driver, a library or a GPU that does not support it) costs speed, not the
+stream: that shape runs eagerly from then on, and one warning says so.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 WARMUP_RUNS = 3  # eager runs on a side stream before capture (cuDNN autotuning, allocator), as capture requires
 
@@ -23,11 +30,20 @@ class GraphedNet:
         self.net = net
         self.config = net.config  # the stride and margin the Stylizer pads by
         self.graphs: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.cuda.CUDAGraph]] = {}
+        self.eager: set[tuple] = set()  # shapes whose capture failed: run without a graph
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.dtype, x.stride(), x.device)
+        if key in self.eager:
+            return self.net(x)
         if key not in self.graphs:
-            self.graphs[key] = self._capture(x)
+            try:
+                self.graphs[key] = self._capture(x)
+            except RuntimeError as exc:  # CUDA errors are RuntimeErrors
+                self.eager.add(key)
+                log.warning("CUDA graph capture failed for frames of %s (%s); running without graphs, slower.",
+                            "x".join(map(str, x.shape[-2:][::-1])), " ".join(str(exc).split())[:200])
+                return self.net(x)
         static_in, static_out, graph = self.graphs[key]
         static_in.copy_(x)
         graph.replay()

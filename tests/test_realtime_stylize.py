@@ -115,3 +115,25 @@ def test_graphed_net_replays_per_shape_and_hands_out_its_own_copies(style_name):
         yc = graphed(torch.rand(1, 3, 64, 64, device="cuda").half())  # another size: another graph
         assert len(graphed.graphs) == 2 and yc.shape[-2:] == (64, 64)
         assert torch.equal(ya, net(a)) and torch.equal(yb, net(b))  # ya kept its values through b's replay
+
+
+def test_a_failed_graph_capture_runs_that_shape_eagerly_with_one_warning(style_name, monkeypatch, caplog):
+    from nets import registry
+    from realtime.cuda_graph import GraphedNet
+
+    calls = []
+
+    def refuse(self, x):
+        calls.append(tuple(x.shape))
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(GraphedNet, "_capture", refuse)
+    net = registry.load(style_name).eval()
+    graphed = GraphedNet(net)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.inference_mode(), caplog.at_level("WARNING", logger="realtime.cuda_graph"):
+        outs = [graphed(x) for _ in range(3)]
+        expect = net(x)
+    assert calls == [(1, 3, 32, 48)] and not graphed.graphs  # tried once, never again for that shape
+    assert all(torch.equal(y, expect) for y in outs)
+    assert len(caplog.records) == 1 and "48x32" in caplog.text and "without graphs" in caplog.text
