@@ -29,6 +29,20 @@ def test_sample_is_upscaled_and_in_the_frame_format():
     assert all(a.t_capture <= b.t_capture for a, b in zip(frames, frames[1:]))
 
 
+def test_a_file_source_gives_the_decoders_own_rgb_pixels(carphone):
+    """The source converts with one libswscale thread (no thread pool started per frame): the pixels
+    must be those of PyAV's default conversion, every one."""
+    import av
+
+    with av.open(str(carphone)) as container:
+        expected = [f.to_ndarray(format="rgb24") for _, f in zip(range(12), container.decode(video=0))]
+    source = VideoFileSource(carphone)
+    got = [source.read().image for _ in expected]
+    source.close()
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert len({a.tobytes() for a in got}) > 1  # real, moving frames
+
+
 def test_auto_falls_back_to_the_sample_with_one_note(monkeypatch):
     monkeypatch.setattr("realtime.sources.cameras_present", lambda: False)
     source, note = open_source(SourceConfig(spec="auto"), live=False)
