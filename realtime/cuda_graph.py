@@ -8,8 +8,10 @@ The input is copied into the graph's own buffer and the output copied out of it,
 own memory pool, about one eager forward's peak (the full net at 1080p fp16: ~0.46 GiB, results/gpu-h200.md),
 and the Stylizer captures one per style at warm-up: ten full styles at 1080p hold ~4.6 GiB.
 
-A capture that fails (a driver, a library or a GPU that does not support it) costs speed, not the
-stream: that shape runs eagerly from then on, and one warning says so.
+A capture that fails with a RuntimeError (a driver, a library or an op that does not support capture)
+costs speed, not the stream: that shape runs eagerly from then on, and one warning says so. An error
+that leaves the CUDA context broken (a sticky fault) fails the eager run too, and reaches the user as
+that error. Tested on the CPU with a capture made to fail; not yet on a GPU.
 """
 from __future__ import annotations
 
