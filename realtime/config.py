@@ -30,8 +30,9 @@ class SegmentConfig:
     smoothing: float = 0.6  # weight of the previous mask where old and new agree (0 = no smoothing)
     refine: bool = True  # guided-filter edge refinement with the frame as guide
     feather: int = 7  # Gaussian feather kernel in pixels of the frame (odd; 0 = off)
-    # longest side the mask is computed at (MediaPipe's input, smoothing, refinement, feather); a larger
-    # frame is downscaled for it and the mask upscaled back. 0 = the frame's own size. See realtime.segment.
+    # the mask (MediaPipe's input, smoothing, refinement, feather) is computed at half the frame's size,
+    # its longest side at most this, and upscaled back; 0 = always at the frame's own size. See
+    # realtime.segment.Segmenter.work_size.
     work_side: int = 960
 
 

@@ -19,6 +19,7 @@ from realtime.errors import ConfigError, SegmentError
 from realtime.frames import Frame
 
 MODEL_FILES = {"general": "selfie_segmentation.tflite", "landscape": "selfie_segmentation_landscape.tflite"}
+MIN_WORK_SIDE = 320  # px, longest side: the smallest size a mask is computed at (the models take 256 px)
 
 
 def mediapipe():
@@ -147,13 +148,21 @@ class Segmenter:
 
     def work_size(self, h: int, w: int) -> tuple[int, int] | None:
         """(width, height) the mask is computed at for an (h, w) frame, or None for the frame's own size.
-        Measured on the 2-core CPU, sample clip at 1920x1080, landscape model, median of 12 frames: 31.8 ms
-        a mask at the frame's size, 21.3 ms at 960x540 (of which the guided filter 6.6, MediaPipe 4.3,
-        the final upscale 0.7), 22.0 at 640x360; the 960 px mask is within 0.0024 of the full-size one on
-        average (p99 0.045). On the H200 machine's CPU the full-size 1080p mask took 38.6 ms a frame and
-        held `background` mode to 21 FPS (benchmarks/results/gpu-h200.md)."""
+
+        Half the frame's size, its longest side at most `work_side`; a frame whose half would be under
+        MIN_WORK_SIDE keeps its own size (and `_refine` halves it there). Either way the guided filter
+        runs at half the frame's size, and MediaPipe's model sees 256x144 (landscape) whatever it is given.
+        Measured on the 2-core CPU, sample clip, landscape model: at 1920x1080, 31.8 ms a mask at the
+        frame's size, 21.3 ms at 960x540 (of which the guided filter 6.6, MediaPipe 4.3, the final
+        upscale 0.7), within 0.0024 of the full-size mask on average (p99 0.045); at 640x480, CPU time of
+        all threads 4.8-5.4 ms a mask at the frame's size, 3.2-3.4 at 320x240 (mean difference 0.0046,
+        p99 0.088; no difference to see in the composite), and `background` file mode 89-102 -> 109-116
+        FPS (3 rounds); at 1280x720, 15.4-16.0 ms at 960x540, 7.8-8.0 at 640x360 (mean 0.0038)."""
         side = self.config.work_side
-        if not side or max(h, w) <= side:
+        if not side:
+            return None
+        side = min(side, max(h, w) // 2)
+        if side < MIN_WORK_SIDE:
             return None
         scale = side / max(h, w)
         return max(1, round(w * scale)), max(1, round(h * scale))

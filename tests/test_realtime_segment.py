@@ -57,28 +57,34 @@ def test_without_mediapipe_segmentation_is_one_line_and_full_mode_still_runs(car
     assert out.is_file()
 
 
-def test_a_large_frame_gets_its_mask_computed_smaller_and_upscaled(frame_and_mask):
-    """A 1080p frame is segmented at `work_side` (960 px) and the mask scaled back: same shape and range,
-    within a few hundredths of the mask computed at the frame's own size (it costs a third as much)."""
+@pytest.mark.parametrize("size", [(1920, 1080), (640, 480)])
+def test_a_frame_gets_its_mask_computed_at_half_size_and_upscaled(frame_and_mask, size):
+    """A 1080p or 640x480 frame is segmented at half its size (960x540, 320x240) and the mask scaled
+    back: same shape and range, within a few hundredths of the mask computed at the frame's own size
+    (it costs a third to two thirds as much)."""
     image, _ = frame_and_mask
-    big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    big = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     masks = {}
     for side in (0, 960):
         seg = segment.Segmenter(config=SegmentConfig(work_side=side))
         try:
-            assert (seg.work_size(1080, 1920) is None) == (side == 0)
+            assert seg.work_size(size[1], size[0]) == (None if side == 0 else (size[0] // 2, size[1] // 2))
             for _ in range(3):  # smoothing settles
                 masks[side] = seg(big).copy()
         finally:
             seg.close()
-    assert masks[960].shape == (1080, 1920) and masks[960].dtype == np.float32
+    assert masks[960].shape == size[::-1] and masks[960].dtype == np.float32
     assert masks[960].min() >= 0 and masks[960].max() <= 1 and masks[960].max() > 0.9  # a person was found
     diff = np.abs(masks[960] - masks[0])
     assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.1
 
 
-def test_a_frame_at_most_the_work_side_is_segmented_at_its_own_size():
+def test_a_mask_is_computed_at_half_size_within_the_work_side_and_never_below_320_px():
     seg = segment.Segmenter.__new__(segment.Segmenter)  # work_size needs only the config
     seg.config = SegmentConfig(work_side=960)
-    assert seg.work_size(480, 640) is None and seg.work_size(540, 960) is None
+    assert seg.work_size(480, 640) == (320, 240) and seg.work_size(720, 1280) == (640, 360)
     assert seg.work_size(1080, 1920) == (960, 540) and seg.work_size(1920, 1080) == (540, 960)
+    assert seg.work_size(2160, 3840) == (960, 540)  # at most the work side
+    assert seg.work_size(240, 320) is None and seg.work_size(600, 636) is None  # a half under 320 px: own size
+    seg.config = SegmentConfig(work_side=0)
+    assert seg.work_size(1080, 1920) is None
