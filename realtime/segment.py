@@ -151,7 +151,7 @@ class Segmenter:
 
         Half the frame's size, its longest side at most `work_side`; a frame whose half would be under
         MIN_WORK_SIDE keeps its own size (and `_refine` halves it there). Either way the guided filter
-        runs at half the frame's size, and MediaPipe's model sees 256x144 (landscape) whatever it is given.
+        runs at half the frame's size (less above 1920 px), and MediaPipe's model sees 256x144 (landscape) whatever it is given.
         Measured on the 2-core CPU, sample clip, landscape model: at 1920x1080, 31.8 ms a mask at the
         frame's size, 21.3 ms at 960x540 (of which the guided filter 6.6, MediaPipe 4.3, the final
         upscale 0.7), within 0.0024 of the full-size mask on average (p99 0.045); at 640x480, CPU time of
