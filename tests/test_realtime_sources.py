@@ -30,8 +30,9 @@ def test_sample_is_upscaled_and_in_the_frame_format():
 
 
 def test_a_file_source_gives_the_decoders_own_rgb_pixels(carphone):
-    """The source converts with one libswscale thread (no thread pool started per frame): the pixels
-    must be those of PyAV's default conversion, every one."""
+    """The source's own conversion settings (one libswscale thread, for speed) must not change a pixel:
+    every one equals PyAV's default conversion. Guards the colours, not the thread count (a speed
+    matter, measured by the benchmark's thread table)."""
     import av
 
     with av.open(str(carphone)) as container:
