@@ -12,6 +12,9 @@ MIN_SIDE = 8  # the 1/8 header decode below fails on smaller sides; no network c
 SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})  # what OpenCV reads here
+
+
 class ImageError(ValueError):
     """A file that is missing, not an image, too large or too small, or an output name OpenCV cannot write."""
 

@@ -22,13 +22,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from nets import registry
-from nets.images import ImageError, load_rgb, save_rgb, to_tensor, to_uint8
+from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
 from nets.losses import PerceptualCriterion, noise_loss, shift_loss, stride_lattice
 from nets.transformer_net import ARCHS, TransformerNet
 from nets.vgg import VGG16
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 CREDITS = ("painting", "artist", "year", "licence")  # manifest metadata, not part of the recipe
 
 
@@ -157,6 +156,27 @@ def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
     return rgb[y:y + size, x:x + size]
 
 
+def checkpoint_tensors(net: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """The net's weights ("net.NAME") and Adam's state ("opt.PARAM.KEY") as CPU tensors for safetensors."""
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    for i, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous().reshape(-1) if k == "step" else v.detach().cpu().contiguous()
+    return tensors
+
+
+def restore_checkpoint(net: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                       device: torch.device) -> None:
+    """The inverse of `checkpoint_tensors` (strict on the net's weights)."""
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
+    opt_state = opt.state_dict()
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, k = key.split(".", 2)
+            opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(device)
+    opt.load_state_dict(opt_state)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig):
         self.device = torch.device(cfg.device)
@@ -213,10 +233,7 @@ class Trainer:
         return metrics
 
     def save_checkpoint(self) -> None:
-        tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        for i, state in self.opt.state_dict()["state"].items():
-            for k, v in state.items():
-                tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous().reshape(-1) if k == "step" else v.detach().cpu().contiguous()
+        tensors = checkpoint_tensors(self.net, self.opt)
         meta = {"config": json.dumps(asdict(self.cfg)), "step": str(self.step), "history": json.dumps(self.history),
                 "stages": json.dumps(self.all_stages())}
         tmp = self.ckpt_path.with_suffix(".tmp")
@@ -248,14 +265,7 @@ class Trainer:
         try:
             with safe_open(str(self.ckpt_path), "pt") as f:
                 meta = f.metadata()
-            tensors = load_file(str(self.ckpt_path))
-            self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
-            opt_state = self.opt.state_dict()
-            for key, v in tensors.items():
-                if key.startswith("opt."):
-                    _, i, k = key.split(".", 2)
-                    opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(self.device)
-            self.opt.load_state_dict(opt_state)
+            restore_checkpoint(self.net, self.opt, load_file(str(self.ckpt_path)), self.device)
             self.step, self.history = int(meta["step"]), json.loads(meta["history"])
             if "stages" in meta:
                 self.stages = json.loads(meta["stages"])

@@ -24,12 +24,12 @@ import av
 import cv2
 import numpy as np
 
+from nets.images import IMAGE_SUFFIXES
 from realtime.config import DEFAULT_SIZE, SourceConfig
 from realtime.errors import SourceError, WorkerError
 from realtime.frames import Frame
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif"}
 
 
