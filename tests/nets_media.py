@@ -51,8 +51,8 @@ def write_photo(path: Path, name: str = "astronaut", side: int | None = None) ->
     return save_rgb(path, photo(name, side))
 
 
-def write_painting(path: Path, side: int = 128) -> Path:
-    return save_rgb(path, painting(side))
+def write_painting(path: Path, side: int = 128, seed: int = 0) -> Path:
+    return save_rgb(path, painting(side, seed))
 
 
 def content_folder(folder: Path, side: int = 96) -> Path:
