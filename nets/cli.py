@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nets import gatys, registry
+from nets import adain, gatys, registry
 from nets.images import ImageError, check_output, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
 from nets.registry import StyleError
 from nets.signals import terminate_as_interrupt
@@ -118,15 +118,19 @@ def cmd_stylize(args) -> None:
     full = load_rgb(src)
     rgb = resize_max(full, args.max_side) if args.max_side else full
     device = resolve_device(args.device)
-    style = registry.info(registry.resolve(args.style, device.type))  # a bare painting: full on CUDA, else lite
-    net = registry.load(style.name).to(device)
-    check_fits_net(rgb, net.config.stride, style.arch, src, resized=rgb is not full)
+    if adain.is_painting_spec(args.style):  # a painting file (or A.jpg+B.jpg): arbitrary style transfer
+        name, arch = f"any painting: {adain.spec_name(args.style)}", "AdaIN"
+        net = adain.from_spec(args.style).to(device)
+    else:
+        style = registry.info(registry.resolve(args.style, device.type))  # a bare painting: full on CUDA, else lite
+        name, arch, net = style.name, style.arch, registry.load(style.name).to(device)
+    check_fits_net(rgb, net.config.stride, arch, src, resized=rgb is not full)
     started = time.perf_counter()
     with torch.inference_mode():
         x, (h, w) = pad_to_stride(to_tensor(rgb).to(device), net.config.stride)  # (1, 3, H', W')
         y = net(x)[..., :h, :w]
     save_rgb(out, to_uint8(y))
-    print(f"{out}  ({style.name}, {w}x{h}, {time.perf_counter() - started:.2f} s on {device})")
+    print(f"{out}  ({name}, {w}x{h}, {time.perf_counter() - started:.2f} s on {device})")
 
 
 def cmd_gatys(args) -> int:
@@ -236,6 +240,10 @@ def cmd_styles(args) -> None:
         who = ", ".join(p for p in (s.artist, s.year) if p)
         metrics = "  ".join(f"{k}={v}" for k, v in s.metrics.items() if k.startswith("val_") and k not in ("val_size", "val_count"))
         print(f"{name:36s} {s.painting or '?'}" + (f" ({who})" if who else "") + (f"  {metrics}" if metrics else ""))
+    decoder = adain.decoder_info(folder)
+    if decoder:
+        print(f"{'any painting':36s} --style PAINTING.jpg (or A.jpg+B.jpg to mix): the AdaIN decoder, "
+              f"{decoder.get('steps', '?')} steps on {len(decoder.get('recipe', {}).get('paintings', []))} paintings")
 
 
 def cmd_fetch_vgg(args) -> None:
@@ -265,9 +273,10 @@ def build_parser() -> Parser:
     compute.add_argument("--threads", type=int, default=0,
                          help="CPU threads for torch; 0 = torch's default. 1 is often faster on a shared machine")
 
-    p = sub.add_parser("stylize", help="stylize a photo with a registered style network", parents=[compute])
+    p = sub.add_parser("stylize", help="stylize a photo with a registered style network or any painting", parents=[compute])
     p.add_argument("image")
-    p.add_argument("--style", required=True, help="registered style, e.g. lite.starry_night (see `stylecam styles`)")
+    p.add_argument("--style", required=True, help="registered style, e.g. lite.starry_night (see `stylecam styles`), "
+                   "or any painting's image file (A.jpg+B.jpg mixes two, A.jpg@0.7+B.jpg@0.3 weighs them)")
     p.add_argument("--out", help="output image (default: IMAGE's folder, NAME.stylized.png)")
     p.add_argument("--max-side", type=_side, default=1024, help="downscale longer side to this first; 0 = full size")
     p.set_defaults(func=cmd_stylize)

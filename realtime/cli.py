@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default="auto", help="camera index or device path, a video or image file, or "
                    "'sample' (default: camera 0, else the bundled sample clip)")
     p.add_argument("--style", default=None, help="painting (starry_night) or registry name (lite.starry_night); "
-                   "a painting picks the full net on CUDA and lite on CPU")
-    p.add_argument("--style2", default=None, help="background style in split mode")
+                   "a painting picks the full net on CUDA and lite on CPU. Any painting's image file works too "
+                   "(A.jpg+B.jpg mixes two, A.jpg@0.7+B.jpg@0.3 weighs them): painted by the AdaIN net, "
+                   "slower than the trained styles")
+    p.add_argument("--style2", default=None, help="background style in split mode (a name or a painting's file)")
     p.add_argument("--mode", choices=MODES, default="full", help="what gets painted (default: full)")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend with the original (default 1)")
     p.add_argument("--output", action="append", default=None, metavar="window|virtual|FILE.mp4",

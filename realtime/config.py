@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from nets import registry
+from nets import adain, registry
 from realtime.errors import ConfigError
 
 MODES = ("full", "background", "person", "split")
@@ -160,11 +160,14 @@ def resolve_encoder_threads(device: str) -> int:
 
 def resolve_style(name: str, device: str) -> str:
     """A registry name ("lite.starry_night"), or a bare painting ("starry_night"): then `full` on CUDA
-    and `lite` on CPU, whichever is registered. Unknown -> ConfigError listing the known styles."""
+    and `lite` on CPU, whichever is registered. A painting's image file (or several mixed, A.jpg+B.jpg) is
+    kept as it is: `nets.adain` paints it. Unknown -> ConfigError listing the known styles."""
     known = registry.list_styles()
-    if not known:
-        raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
     try:
+        if adain.is_painting_spec(name):
+            return name
+        if not known:
+            raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
         return registry.resolve(name, device)
     except registry.StyleError as exc:
         raise ConfigError(str(exc)) from None
@@ -181,7 +184,10 @@ def default_style(device: str) -> str:
 
 def style_cycle(first: str, second: str | None) -> tuple[str, ...]:
     """Every registered style of `first`'s architecture (so hotkeys can switch without loading),
-    `first` first; `second` included even when of another architecture."""
+    `first` first; `second` included even when of another architecture. A painting file given as `first`
+    cycles with `second` only (each painting costs the AdaIN net's start-up, not a preloaded net's)."""
+    if adain.is_painting_spec(first):
+        return tuple(dict.fromkeys(n for n in (first, second) if n))
     arch = first.split(".", 1)[0]
     rest = [n for n in registry.list_styles() if n.startswith(arch + ".") and n not in (first, second)]
     return tuple([first] + ([second] if second and second != first else []) + rest)

@@ -148,7 +148,7 @@ class Pipeline:
 
     def hud(self) -> list[str]:
         st = self.stylizer
-        return [f"{st.active}  mode {self.compositor.mode}  strength {st.strength:.1f}",
+        return [f"{st.label(st.active)}  mode {self.compositor.mode}  strength {st.strength:.1f}",
                 f"{self.meter.fps:.1f} FPS  latency {self.meter.latency_ms(50, last=30):.0f} ms"]
 
     # --- one frame ---

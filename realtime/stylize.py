@@ -14,9 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nets import registry
+from nets import adain, registry
+from nets.images import ImageError
 from nets.subpixel import fold_upsampling
 from nets.transformer_net import pad_to_stride
+from nets.vgg import VGGWeightsError
 from realtime.composite import hwc
 from realtime.config import StyleConfig
 from realtime.cuda_graph import GraphedNet
@@ -24,6 +26,12 @@ from realtime.errors import ConfigError
 from realtime.frames import Frame, check_image
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def load_net(name: str) -> torch.nn.Module:
+    """A registered style's net, or for a painting's file (A.jpg+B.jpg: mixed) the AdaIN net painting it
+    (`nets.adain`: fp32, CPU, eval mode, like the registry's)."""
+    return adain.from_spec(name) if adain.is_painting_spec(name) else registry.load(name)
 
 
 class Stylizer:
@@ -41,8 +49,8 @@ class Stylizer:
             torch.set_num_threads(config.threads)  # the blend and the uint8 conversions run in torch on either backend
         self.names = list(config.styles)
         try:
-            self.nets = {name: self._prepare(registry.load(name)) for name in self.names}
-        except registry.StyleError as exc:
+            self.nets = {name: self._prepare(load_net(name)) for name in self.names}
+        except (registry.StyleError, ImageError, VGGWeightsError) as exc:
             raise ConfigError(str(exc)) from exc
         self.active = self.names[0]
         self.second = config.style2 or (self.names[1] if len(self.names) > 1 else self.names[0])
@@ -56,6 +64,11 @@ class Stylizer:
             net = fold_upsampling(net.float())
         net = net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
         return GraphedNet(net) if self.cuda_graphs else net
+
+    @staticmethod
+    def label(name: str) -> str:
+        """What the HUD shows for a style: its name, or a painting file's stem (not its whole path)."""
+        return adain.spec_name(name) if adain.is_painting_spec(name) else name
 
     # --- style switching (hotkeys) ---
     def step_style(self, delta: int) -> str:

@@ -92,6 +92,27 @@ def test_stylize_registered_repo_style(capsys, pics, tmp_path, monkeypatch):
     assert np.abs(out.astype(int) - load_rgb(pics["photo"])).mean() > 10  # painted, not passed through
 
 
+def test_stylize_any_painting_and_a_mix(capsys, weights, pics, tmp_path):
+    """A painting's file as --style: the AdaIN net (here with an untrained decoder in the test registry)."""
+    from nets import adain
+
+    adain.export_info(adain.Decoder(adain.DecoderConfig(widths=(16, 8, 8, 4))), weights)
+    second = write_painting(tmp_path / "second.png", 64, seed=3)
+    rc, out, _ = run(capsys, "stylize", pics["photo"], "--style", pics["painting"], "--out", tmp_path / "one.png")
+    assert rc == 0 and "any painting: painting" in out and load_rgb(tmp_path / "one.png").shape == (200, 200, 3)
+    rc, out, _ = run(capsys, "stylize", pics["photo"], "--style", f"{pics['painting']}@0.5+{second}@0.5",
+                     "--out", tmp_path / "mix.png")
+    assert rc == 0 and "painting+second" in out
+    assert np.abs(load_rgb(tmp_path / "mix.png").astype(int) - load_rgb(tmp_path / "one.png")).max() > 0
+
+
+def test_stylize_any_painting_errors(capsys, weights, pics, tmp_path):
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", tmp_path / "nope.jpg")
+    assert_one_line_error(rc, err, "Painting file not found", "nope.jpg")
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", pics["painting"])  # no decoder in this registry
+    assert_one_line_error(rc, err, "No AdaIN decoder", "nets.adain_train")
+
+
 def _write_bad(kind, tmp_path, huge):
     if kind == "missing":
         return tmp_path / "absent.jpg"

@@ -29,7 +29,7 @@ def bad_sources(tmp_path, carphone) -> dict[str, tuple[str, str]]:
 
 
 CASES = ["no camera", "missing file", "corrupt file", "zero-byte file", "image given as video", "network stream",
-         "unknown style"]
+         "unknown style", "missing painting", "unreadable painting", "no AdaIN decoder"]
 
 
 def shown_lines(err: str) -> list[str]:
@@ -45,6 +45,16 @@ def test_bad_input_is_one_line_and_leaves_no_output(case, tmp_path, carphone, st
     out.parent.mkdir()
     if case == "unknown style":
         args, expect = ["--source", str(carphone), "--style", "mona_lisa"], "Unknown style 'mona_lisa'. Known styles:"
+    elif case == "missing painting":
+        missing = tmp_path / "mona_lisa.jpg"
+        args, expect = ["--source", str(carphone), "--style", str(missing)], f"Painting file not found: {missing}"
+    elif case in ("unreadable painting", "no AdaIN decoder"):
+        painting = tmp_path / "painting.png"
+        painting.write_bytes(b"not a picture" if case == "unreadable painting" else cv2.imencode(".png", np.full((64, 64, 3), 90, np.uint8))[1].tobytes())
+        args = ["--source", str(carphone), "--style", str(painting)]
+        expect = "painting.png" if case == "unreadable painting" else "No AdaIN decoder"
+        if case == "no AdaIN decoder":
+            monkeypatch.setattr("nets.adain.DECODER_FILE", "missing.decoder.safetensors")
     else:
         source, expect = bad_sources(tmp_path, carphone)[case]
         args = ["--source", source, "--style", style_name]

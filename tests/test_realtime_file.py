@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, read_video, run_cli
+from nets import adain, registry
+from nets.images import save_rgb
 from realtime.cli import build_config, build_parser
 from realtime.config import SegmentConfig
 from realtime.pipeline import Pipeline
@@ -66,6 +68,22 @@ def test_person_mode_keeps_the_background_real(carphone, style_name, tmp_path):
     person, background = region_differences(carphone, style_name, tmp_path, "person")
     assert background < 10, f"background changed by {background:.1f} levels"
     assert person > 2.5 * background and person > 15, (person, background)
+
+
+@pytest.mark.skipif(not (registry.weights_dir() / adain.DECODER_FILE).is_file(), reason="no AdaIN decoder in weights/")
+def test_any_painting_on_the_person_a_trained_style_behind(carphone, style_name, tmp_path):
+    """split mode with a picture the decoder never saw (scikit-image's Hubble deep field) on the person."""
+    import skimage.data
+
+    painting = save_rgb(tmp_path / "hubble.png", np.ascontiguousarray(skimage.data.hubble_deep_field()[::2, ::2]))
+    out = tmp_path / "split.mp4"
+    r = run_cli("--source", str(carphone), "--style", str(painting), "--style2", style_name, "--mode", "split",
+                "--output", str(out), "--max-frames", "6", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    got, _ = read_video(out)
+    src, _ = read_video(carphone)
+    assert len(got) == 6
+    assert np.mean([np.abs(g.astype(int) - s.astype(int)).mean() for g, s in zip(got, src)]) > 10
 
 
 def test_audio_stream_survives(clip_with_audio, style_name, tmp_path):
