@@ -3,8 +3,10 @@
     python -m benchmarks.gallery [--out docs/img/gallery.png]
 
 Row per painting: its label, then the full net on the photo and the frame, then the lite net on both; a
-size that is not trained yet is a grey tile that says so. The first row shows the inputs. Made to be
-looked at before a style ships: checkerboards, flat blobs, washed-out colour or unreadable faces show here.
+size that is not trained yet is a grey tile that says so. With `--styles-dir` (the paintings), two more
+columns: the AdaIN net of `nets.adain` given the painting's file, as `--style PAINTING.jpg` runs it. The
+first row shows the inputs. Made to be looked at before a style ships: checkerboards, flat blobs,
+washed-out colour or unreadable faces show here.
 """
 from __future__ import annotations
 
@@ -75,11 +77,14 @@ def paintings(names: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def sheet(names: list[str]) -> np.ndarray:
+def sheet(names: list[str], styles_dir: Path | None = None) -> np.ndarray:
     pictures = inputs()
+    columns = [*ARCHS] + (["AdaIN"] if styles_dir else [])
     header = [label("style (--style NAME)", height=44)] + [
-        label(f"{arch} net: {what}", TILE[0], 235, height=44) for arch in ARCHS for what in ("photo", "sample clip")]
-    rows = [np.concatenate(header, axis=1), np.concatenate([label("input"), *pictures * len(ARCHS)], axis=1)]
+        label(f"{'AdaIN (file)' if col == 'AdaIN' else col + ' net'}: {what}", TILE[0], 235, height=44)
+        for col in columns for what in ("photo", "sample clip")]
+    rows = [np.concatenate(header, axis=1), np.concatenate([label("input"), *pictures * len(columns)], axis=1)]
+    arbitrary = AdainColumn(styles_dir) if styles_dir else None
     for key, archs in paintings(names).items():
         entry = registry.info(next(iter(archs.values())))
         tiles = [label(f"{key}\n\n{entry.painting}\n{entry.artist}, {entry.year}")]
@@ -89,19 +94,44 @@ def sheet(names: list[str]) -> np.ndarray:
                 tiles += [stylize(net, p) for p in pictures]
             else:
                 tiles += [label(f"no {arch} net yet (trained on a GPU)", TILE[0], 200)] * len(pictures)
+        if arbitrary is not None:
+            tiles += arbitrary.tiles(entry, pictures)
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
+
+
+class AdainColumn:
+    """The AdaIN net on each painting's own file (one encoder and decoder for all); a painting the
+    decoder never trained on is marked in its tile."""
+
+    def __init__(self, styles_dir: Path):
+        from nets import adain
+        from nets.vgg import VGG16
+
+        self.adain, self.styles_dir = adain, styles_dir
+        self.encoder, self.decoder = VGG16((adain.ENCODER_LAYER,)), adain.load_decoder()
+        self.trained_on = set(adain.decoder_info().get("recipe", {}).get("paintings", []))
+
+    def tiles(self, entry: registry.StyleInfo, pictures: list[np.ndarray]) -> list[np.ndarray]:
+        path = self.styles_dir / entry.recipe["style_image"]
+        net = self.adain.from_paintings([(path, 1.0)], encoder=self.encoder, decoder=self.decoder)
+        tiles = [stylize(net, p) for p in pictures]
+        if path.stem not in self.trained_on:
+            cv2.putText(tiles[0], "never trained on", (6, TILE[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2, cv2.LINE_AA)
+            cv2.putText(tiles[0], "never trained on", (6, TILE[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        return tiles
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("docs/img/gallery.png"))
     p.add_argument("--names", nargs="*")
+    p.add_argument("--styles-dir", type=Path, help="the paintings: adds the AdaIN net on each painting's file")
     args = p.parse_args(argv)
     try:
         check_output(args.out)  # before a minute of stylizing, not after
         by_painting = sorted(registry.list_styles(), key=lambda n: n.split(".", 1)[1])
-        path = save_rgb(args.out, sheet(args.names or by_painting))
+        path = save_rgb(args.out, sheet(args.names or by_painting, args.styles_dir))
     except (registry.StyleError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -49,7 +49,7 @@ finish)
   python3 -m nets.carry assemble site --into "$WORK/site" || exit 1
   export PYTHONPATH="$WORK/site:." PYTHONUNBUFFERED=1
   mkdir -p "$WORK/results"
-  timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_benchmarks.py \
+  timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_benchmarks.py tests/test_nets_adain.py \
     tests/test_nets_transformer.py tests/test_realtime_stylize.py tests/test_styles.py >"$WORK/results/gpu_tests.log" 2>&1
   echo "gpu tests rc=$?"; tail -n 5 "$WORK/results/gpu_tests.log"
   # nets.batch stops its trainings at the deadline, gives their exports --grace (60 s), interrupts the rest
@@ -66,6 +66,10 @@ finish)
     --name "gpu-${GPU_NAME:-h200}" --out "$WORK/results" >"$WORK/results/bench.log" 2>&1
   echo "benchmark rc=$?"
   grep -E '^goal ' "$WORK/results/bench.log" || tail -n 8 "$WORK/results/bench.log"
+  # any painting as a style (nets.adain): the net alone on CUDA fp32/fp16 and on the CPU
+  timeout 90 python3 -m benchmarks.any_painting --sizes 640x480 1920x1080 --name "any_painting-gpu-${GPU_NAME:-h200}" \
+    >"$WORK/results/any_painting.log" 2>&1
+  echo "any_painting rc=$?"; cp benchmarks/results/any_painting-gpu-*.* "$WORK/results/" 2>/dev/null
   tar -C "$WORK" -czf "$OUT/results.tar.gz" results
   ls -la "$OUT"
   ;;

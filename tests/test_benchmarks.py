@@ -220,6 +220,24 @@ def test_gallery_has_a_row_per_painting_and_says_which_sizes_are_missing():
                 assert all((t == 200).all(axis=2).mean() > 0.9 for t in tiles)
 
 
+def test_gallery_adds_the_adain_column_from_the_painting_files(tmp_path):
+    from benchmarks import gallery
+    from nets import adain, registry
+    from nets.images import save_rgb
+    from nets_media import painting
+
+    if not (registry.weights_dir() / adain.DECODER_FILE).is_file():
+        pytest.skip("no AdaIN decoder in weights/")
+    name = registry.list_styles()[0]
+    save_rgb(tmp_path / registry.info(name).recipe["style_image"], painting(128))  # a stand-in of the painting
+    img = gallery.sheet([name], styles_dir=tmp_path)
+    th, tw = gallery.TILE[1], gallery.TILE[0]
+    assert img.shape[1] == gallery.LABEL_W + 2 * (len(gallery.ARCHS) + 1) * tw
+    row = img[img.shape[0] - th:]
+    tiles = [row[:, gallery.LABEL_W + (2 * len(gallery.ARCHS) + j) * tw:][:, :tw] for j in range(2)]
+    assert all(np.abs(t.astype(int) - p).mean() > 10 for t, p in zip(tiles, gallery.inputs()))
+
+
 def test_gallery_resolves_bare_names_and_refuses_bad_input_in_one_line(tmp_path, capsys):
     from benchmarks import gallery
     from nets import registry

