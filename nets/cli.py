@@ -120,7 +120,7 @@ def cmd_stylize(args) -> None:
     device = resolve_device(args.device)
     if adain.is_painting_spec(args.style):  # a painting file (or A.jpg+B.jpg): arbitrary style transfer
         name, arch = f"any painting: {adain.spec_name(args.style)}", "AdaIN"
-        net = adain.from_spec(args.style).to(device)
+        net = adain.from_spec(args.style, alpha=args.alpha).to(device)
     else:
         style = registry.info(registry.resolve(args.style, device.type))  # a bare painting: full on CUDA, else lite
         name, arch, net = style.name, style.arch, registry.load(style.name).to(device)
@@ -279,6 +279,8 @@ def build_parser() -> Parser:
                    "or any painting's image file (A.jpg+B.jpg mixes two, A.jpg@0.7+B.jpg@0.3 weighs them)")
     p.add_argument("--out", help="output image (default: IMAGE's folder, NAME.stylized.png)")
     p.add_argument("--max-side", type=_side, default=1024, help="downscale longer side to this first; 0 = full size")
+    p.add_argument("--alpha", type=float, default=1.0, help="a painting's file as --style: 0..1, how much of the "
+                   "painting against the photo (AdaIN's content-style trade-off; default 1)")
     p.set_defaults(func=cmd_stylize)
 
     d = gatys.GatysConfig()

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style2", default=None, help="background style in split mode (a name or a painting's file)")
     p.add_argument("--mode", choices=MODES, default="full", help="what gets painted (default: full)")
     p.add_argument("--strength", type=float, default=1.0, help="0..1 blend with the original (default 1)")
+    p.add_argument("--style-alpha", type=float, default=1.0, help="a painting's file as --style: 0..1, how much of "
+                   "the painting against the photo, blended in the encoder's features (default 1)")
     p.add_argument("--output", action="append", default=None, metavar="window|virtual|FILE.mp4",
                    help=f"repeatable (default: window with a display, else {DEFAULT_FILE})")
     p.add_argument("--size", type=parse_size, default=None, help="WxH; default 640x480 (camera, sample), "
@@ -99,6 +101,8 @@ def build_config(args: argparse.Namespace) -> AppConfig:
     notes = []
     if not 0.0 <= args.strength <= 1.0:
         raise ConfigError(f"--strength must be between 0 and 1, got {args.strength}.")
+    if not 0.0 <= args.style_alpha <= 1.0:
+        raise ConfigError(f"--style-alpha must be between 0 and 1, got {args.style_alpha}.")
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError("--max-frames must be 1 or more.")
     # Checked here too, not only by Segmenter: with --mode full and file outputs no segmenter is built,
@@ -128,8 +132,9 @@ def build_config(args: argparse.Namespace) -> AppConfig:
     return AppConfig(
         source=source,
         segment=SegmentConfig(model=args.segment_model, every=args.mask_every),
-        style=StyleConfig(styles=style_cycle(style, style2), style2=style2, strength=args.strength, scale=scale,
-                          device=device, dtype=dtype, channels_last=channels_last,
+        style=StyleConfig(styles=style_cycle(style, style2), style2=style2, strength=args.strength,
+                          style_alpha=args.style_alpha, scale=scale, device=device, dtype=dtype,
+                          channels_last=channels_last,
                           threads=0 if device.startswith("cuda") else cpu_threads(), backend=backend,
                           subpixel=resolve_subpixel(device), cuda_graphs=resolve_cuda_graphs(device)),
         output=output, mode=args.mode, max_frames=args.max_frames, notes=tuple(notes))

@@ -41,6 +41,7 @@ class StyleConfig:
     styles: tuple[str, ...]  # registry names, all preloaded; styles[0] is active at start
     style2: str | None = None  # background style of `split` mode (one of `styles`)
     strength: float = 1.0  # 1 = fully stylized, 0 = the original frame
+    style_alpha: float = 1.0  # a painting's file as a style (nets.adain): the content-style trade-off
     scale: float = 1.0  # stylize at this fraction of the frame size, then upsample
     device: str = "cpu"
     dtype: str = "float32"  # "float16" on CUDA

@@ -28,10 +28,10 @@ from realtime.frames import Frame, check_image
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def load_net(name: str) -> torch.nn.Module:
+def load_net(name: str, alpha: float = 1.0) -> torch.nn.Module:
     """A registered style's net, or for a painting's file (A.jpg+B.jpg: mixed) the AdaIN net painting it
-    (`nets.adain`: fp32, CPU, eval mode, like the registry's)."""
-    return adain.from_spec(name) if adain.is_painting_spec(name) else registry.load(name)
+    with content-style trade-off `alpha` (`nets.adain`: fp32, CPU, eval mode, like the registry's)."""
+    return adain.from_spec(name, alpha=alpha) if adain.is_painting_spec(name) else registry.load(name)
 
 
 class Stylizer:
@@ -49,7 +49,7 @@ class Stylizer:
             torch.set_num_threads(config.threads)  # the blend and the uint8 conversions run in torch on either backend
         self.names = list(config.styles)
         try:
-            self.nets = {name: self._prepare(load_net(name)) for name in self.names}
+            self.nets = {name: self._prepare(load_net(name, config.style_alpha)) for name in self.names}
         except (registry.StyleError, ImageError, VGGWeightsError) as exc:
             raise ConfigError(str(exc)) from exc
         self.active = self.names[0]

@@ -176,3 +176,24 @@ def test_fp16_cuda_and_its_cuda_graph_match_fp32(tmp_path):
     err = (y32 - y16.float()).abs()
     assert err.mean() < 0.01 and err.max() < 0.15, (float(err.mean()), float(err.max()))
     assert (graphed.float() - y16.float()).abs().max() < 1e-3
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no AdaIN decoder in weights/")
+def test_style_alpha_trades_the_painting_for_the_photo(tmp_path, encoder):
+    """alpha 0 decodes the photo's own features (roughly the photo back: the decoder never trained on
+    them); a lower alpha keeps more of the photo's outlines and less of the painting's statistics."""
+    style_path = tmp_path / "hubble.png"
+    save_rgb(style_path, photo("hubble_deep_field", side=384))
+    content_rgb = photo("astronaut", side=256)
+    content = to_tensor(content_rgb)
+    style_features = encoder(to_tensor(load_rgb(style_path)))
+    outline, style = {}, {}
+    with torch.inference_mode():
+        for alpha in (0.0, 0.5, 1.0):
+            out = adain.from_spec(str(style_path), alpha=alpha)(content)
+            outline[alpha] = np.corrcoef(edges(to_uint8(out)), edges(content_rgb))[0, 1]
+            style[alpha] = float(adain.style_stats_loss(encoder(out), style_features))
+    assert min(outline[0.0], outline[0.5]) > outline[1.0] + 0.03  # measured 0.30, 0.32 against 0.26
+    assert style[0.0] > style[0.5] > style[1.0]
+    with pytest.raises(adain.AdainError, match="between 0 and 1"):
+        adain.from_spec(str(style_path), alpha=1.5)

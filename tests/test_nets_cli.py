@@ -104,6 +104,11 @@ def test_stylize_any_painting_and_a_mix(capsys, weights, pics, tmp_path):
                      "--out", tmp_path / "mix.png")
     assert rc == 0 and "painting+second" in out
     assert np.abs(load_rgb(tmp_path / "mix.png").astype(int) - load_rgb(tmp_path / "one.png")).max() > 0
+    rc, _, _ = run(capsys, "stylize", pics["photo"], "--style", pics["painting"], "--alpha", "0.3",
+                   "--out", tmp_path / "alpha.png")
+    assert rc == 0 and np.abs(load_rgb(tmp_path / "alpha.png").astype(int) - load_rgb(tmp_path / "one.png")).max() > 0
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", pics["painting"], "--alpha", "2")
+    assert_one_line_error(rc, err, "between 0 and 1")
 
 
 def test_stylize_any_painting_errors(capsys, weights, pics, tmp_path):

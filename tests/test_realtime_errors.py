@@ -148,3 +148,9 @@ def test_an_output_that_would_overwrite_the_input_is_refused(case, tmp_path, car
     assert ("given twice" in err) == (case == "given twice"), err
     assert clip.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "link.mp4"], "an output was written"
+
+
+def test_style_alpha_out_of_range_is_refused(capsys):
+    assert main(["--style-alpha", "1.5", "--output", "x.mp4"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --style-alpha must be between 0 and 1, got 1.5.", err

@@ -78,7 +78,7 @@ def test_any_painting_on_the_person_a_trained_style_behind(carphone, style_name,
     painting = save_rgb(tmp_path / "hubble.png", np.ascontiguousarray(skimage.data.hubble_deep_field()[::2, ::2]))
     out = tmp_path / "split.mp4"
     r = run_cli("--source", str(carphone), "--style", str(painting), "--style2", style_name, "--mode", "split",
-                "--output", str(out), "--max-frames", "6", "--device", "cpu")
+                "--style-alpha", "0.8", "--output", str(out), "--max-frames", "6", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     got, _ = read_video(out)
     src, _ = read_video(carphone)
