@@ -16,8 +16,8 @@ from nets import adain, registry
 from nets.images import load_rgb, save_rgb, to_tensor, to_uint8
 from nets.transformer_net import pad_to_stride
 from nets.vgg import VGG16
-from tests.nets_media import one_torch_thread, painting, photo  # noqa: F401 (fixture)
-from tests.test_styles import GOLDEN_DIR, sample_frame
+from nets_media import one_torch_thread, painting, photo  # noqa: F401 (fixture)
+from test_styles import GOLDEN_DIR, sample_frame
 
 SHIPPED = (registry.weights_dir() / adain.DECODER_FILE).is_file()
 
