@@ -154,8 +154,8 @@ class DecoderTrainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Unweighted content and style loss (fp32) of the fixed photos under the first two training
-        paintings and under the held-out ones; also writes a preview grid (rows: paintings)."""
+        """Unweighted content and style loss (fp32) of the first four held-out photos under the first two
+        training paintings and under the held-out paintings; also writes a preview grid (rows: paintings)."""
         metrics, rows = {}, []
         for group, paths in self.val_paintings.items():
             terms = []
