@@ -59,6 +59,7 @@ class AdainTrainConfig:
     threads: int = 0  # torch CPU threads (0: torch's default)
     seed: int = 0
     max_seconds: float = 0.0  # stop after so long and export the steps reached (0: no limit)
+    init_from: str = ""  # without a checkpoint: a weights folder whose decoder to continue (a fresh Adam)
     decoder: dict = field(default_factory=lambda: adain.DecoderConfig().to_dict())
 
 
@@ -124,6 +125,7 @@ class DecoderTrainer:
         self.bf16 = cfg.precision == "bf16"
         self.step, self.seconds, self.history = 0, 0.0, []
         self.stages: list[dict] = []  # earlier runs of this checkpoint: steps, crop size, batch, lr, seconds
+        self.started_from = ""  # set by start_from: this run began from an exported decoder
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.out / "adain.decoder.ckpt.safetensors"
@@ -201,16 +203,32 @@ class DecoderTrainer:
                                   "move it away to start afresh.") from exc
         return True
 
+    def start_from(self) -> bool:
+        """Continue the decoder of `cfg.init_from` (a weights folder, e.g. weights/) with a fresh Adam: its
+        steps, seconds and stages open this run's, so the learning-rate decay goes on where it stopped."""
+        if not self.cfg.init_from:
+            return False
+        folder = Path(self.cfg.init_from)
+        info = adain.decoder_info(folder)
+        self.decoder.load_state_dict(adain.load_decoder(folder).state_dict())
+        self.step, self.seconds = int(info.get("steps", 0)), float(info.get("train_seconds", 0.0))
+        self.stages = [dict(s) for s in info.get("recipe", {}).get("stages", [])]
+        self.history = list(info.get("history", []))
+        self.started_from = str(folder)
+        return True
+
     def all_stages(self) -> list[dict]:
         first = self.stages[-1]["steps"][1] if self.stages else 0
         now = {"steps": [first, self.step], "size": self.cfg.size, "batch": self.cfg.batch, "lr": self.cfg.lr,
                "style_weight": self.cfg.style_weight, "hue": self.cfg.hue, "precision": self.cfg.precision, "device": self.cfg.device,
                "seconds": round(self.seconds - sum(s["seconds"] for s in self.stages), 1)}
+        if self.started_from:
+            now["init_from"] = self.started_from
         return self.stages + ([now] if self.step > first else [])
 
     def run(self) -> dict:
         cfg = self.cfg
-        resumed = self.resume()
+        resumed = self.resume() or self.start_from()
         started, base_seconds = time.time(), self.seconds
         bar = tqdm(total=cfg.steps, initial=self.step, desc="adain decoder", unit="step", dynamic_ncols=True)
         reason, window = "done", []
@@ -269,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out-dir", default=defaults.out_dir)
     p.add_argument("--weights-dir", default="")
+    p.add_argument("--init-from", default="", help="without a checkpoint: continue the decoder in this weights "
+                   "folder (e.g. weights) with a fresh Adam")
     args = p.parse_args(argv)
     if args.size % 8 or args.size < 16:
         print(f"error: --size must be a multiple of 8 and at least 16, got {args.size}.", file=sys.stderr)
@@ -276,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = AdainTrainConfig(styles_dir=args.styles, content_dir=args.content, holdout=tuple(args.holdout),
                            **{k: getattr(args, k) for k in ("size", "batch", "steps", "val_count", "val_every", "checkpoint_every",
                                                             "threads", "seed", "lr", "lr_decay", "style_weight", "hue",
-                                                            "max_seconds", "precision", "device", "out_dir", "weights_dir")})
+                                                            "max_seconds", "precision", "device", "out_dir", "weights_dir",
+                                                            "init_from")})
     try:
         with terminate_as_interrupt():  # `kill` and a closed terminal stop it as Ctrl-C does: checkpoint, export
             info = DecoderTrainer(cfg).run()

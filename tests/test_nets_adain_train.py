@@ -57,3 +57,17 @@ def test_bad_input_is_one_line(data, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "cannot be resumed" in err and "\n" not in err
     assert not (tmp_path / "weights").exists()  # nothing exported from a failed start
+
+
+def test_init_from_continues_an_exported_decoder_with_its_stages(data, tmp_path):
+    assert run(data, tmp_path, "--steps", "4") == 0
+    shipped = adain.load_decoder(tmp_path / "weights")
+    out = ["--out-dir", str(tmp_path / "run2"), "--weights-dir", str(tmp_path / "weights2")]
+    assert run(data, tmp_path, "--steps", "6", "--init-from", str(tmp_path / "weights"), *out) == 0
+    info = json.loads((tmp_path / "weights2" / adain.DECODER_INFO).read_text())
+    stages = info["recipe"]["stages"]
+    assert info["steps"] == 6 and [s["steps"] for s in stages] == [[0, 4], [4, 6]]
+    assert stages[1]["init_from"] == str(tmp_path / "weights") and "init_from" not in stages[0]
+    assert [h["step"] for h in info["history"]] == [2, 4, 6]
+    continued = adain.load_decoder(tmp_path / "weights2")
+    assert any(not torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), continued.state_dict().values()))
