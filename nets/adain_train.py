@@ -25,8 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from nets import adain, registry
@@ -193,9 +193,7 @@ class DecoderTrainer:
         if not self.ckpt_path.is_file():
             return False
         try:
-            with safe_open(str(self.ckpt_path), "pt") as f:
-                meta = f.metadata()
-            restore_checkpoint(self.decoder, self.opt, load_file(str(self.ckpt_path)), self.device)
+            meta = restore_checkpoint(self.decoder, self.opt, self.ckpt_path, self.device)
             self.step, self.seconds = int(meta["step"]), float(meta["seconds"])
             self.history, self.stages = json.loads(meta["history"]), json.loads(meta.get("stages", "[]"))
         except (SafetensorError, OSError, RuntimeError, KeyError, ValueError) as exc:

@@ -165,9 +165,12 @@ def checkpoint_tensors(net: torch.nn.Module, opt: torch.optim.Optimizer) -> dict
     return tensors
 
 
-def restore_checkpoint(net: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                       device: torch.device) -> None:
-    """The inverse of `checkpoint_tensors` (strict on the net's weights)."""
+def restore_checkpoint(net: torch.nn.Module, opt: torch.optim.Optimizer, path: Path, device: torch.device) -> dict:
+    """Load a checkpoint file written from `checkpoint_tensors` into `net` (strictly) and `opt`; returns its
+    metadata. Raises what safetensors, torch or a missing key raise: the callers word their one line."""
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
     opt_state = opt.state_dict()
     for key, v in tensors.items():
@@ -175,6 +178,7 @@ def restore_checkpoint(net: torch.nn.Module, opt: torch.optim.Optimizer, tensors
             _, i, k = key.split(".", 2)
             opt_state["state"].setdefault(int(i), {})[k] = v.reshape(()) if k == "step" else v.to(device)
     opt.load_state_dict(opt_state)
+    return meta
 
 
 class Trainer:
@@ -263,9 +267,7 @@ class Trainer:
         if not self.ckpt_path.is_file():
             return False
         try:
-            with safe_open(str(self.ckpt_path), "pt") as f:
-                meta = f.metadata()
-            restore_checkpoint(self.net, self.opt, load_file(str(self.ckpt_path)), self.device)
+            meta = restore_checkpoint(self.net, self.opt, self.ckpt_path, self.device)
             self.step, self.history = int(meta["step"]), json.loads(meta["history"])
             if "stages" in meta:
                 self.stages = json.loads(meta["stages"])
