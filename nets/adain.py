@@ -149,11 +149,11 @@ def load_decoder(folder: Path | None = None) -> Decoder:
     if not info_path.is_file() or not path.is_file():
         raise AdainError(f"No AdaIN decoder in {folder} ({DECODER_FILE} and {DECODER_INFO}); "
                          "train one with: python -m nets.adain_train --styles PAINTINGS --content PHOTOS")
+    info = decoder_info(folder)
     try:
-        info = json.loads(info_path.read_text())
         config = DecoderConfig.from_dict(info["decoder"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise AdainError(f"{info_path} is damaged ({exc}); restore it with git checkout.") from exc
+    except (KeyError, TypeError) as exc:
+        raise AdainError(f"{info_path} is damaged (no decoder layout: {exc}); restore it with git checkout.") from exc
     if registry.sha256(path) != info.get("sha256"):
         raise AdainError(f"{path} does not match its sha256 in {info_path} (corrupt or replaced).")
     state = registry.load_state(path)
@@ -166,8 +166,17 @@ def load_decoder(folder: Path | None = None) -> Decoder:
 
 
 def decoder_info(folder: Path | None = None) -> dict:
+    """The decoder's `adain.json` ({} when there is none); AdainError in one line when it is damaged."""
     path = Path(folder or registry.weights_dir()) / DECODER_INFO
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise AdainError(f"{path} is damaged ({exc}); restore it with git checkout.") from exc
+    if not isinstance(info, dict):
+        raise AdainError(f"{path} is damaged (not a JSON object); restore it with git checkout.")
+    return info
 
 
 def parse_spec(spec: str) -> list[tuple[Path, float]]:

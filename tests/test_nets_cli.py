@@ -111,6 +111,14 @@ def test_stylize_any_painting_and_a_mix(capsys, weights, pics, tmp_path):
     assert_one_line_error(rc, err, "between 0 and 1")
 
 
+def test_styles_with_a_damaged_decoder_info_is_one_line(capsys, weights):
+    from nets import adain
+
+    (weights / adain.DECODER_INFO).write_text("{ broken")
+    rc, _, err = run(capsys, "styles")
+    assert_one_line_error(rc, err, "adain.json is damaged")
+
+
 def test_stylize_any_painting_errors(capsys, weights, pics, tmp_path):
     rc, _, err = run(capsys, "stylize", pics["photo"], "--style", tmp_path / "nope.jpg")
     assert_one_line_error(rc, err, "Painting file not found", "nope.jpg")
