@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 import torch
 
-from nets import registry
+from nets import adain, registry
 from nets.images import ImageError, check_output, save_rgb, to_tensor, to_uint8
 from nets.transformer_net import pad_to_stride
+from nets.vgg import VGG16
 
 TILE = (256, 192)  # (W, H) of each picture in the sheet
 LABEL_W = 200
@@ -105,20 +106,18 @@ class AdainColumn:
     decoder never trained on is marked in its tile."""
 
     def __init__(self, styles_dir: Path):
-        from nets import adain
-        from nets.vgg import VGG16
-
-        self.adain, self.styles_dir = adain, styles_dir
+        self.styles_dir = styles_dir
         self.encoder, self.decoder = VGG16((adain.ENCODER_LAYER,)), adain.load_decoder()
         self.trained_on = set(adain.decoder_info().get("recipe", {}).get("paintings", []))
 
     def tiles(self, entry: registry.StyleInfo, pictures: list[np.ndarray]) -> list[np.ndarray]:
         path = self.styles_dir / entry.recipe["style_image"]
-        net = self.adain.from_paintings([(path, 1.0)], encoder=self.encoder, decoder=self.decoder)
+        net = adain.from_paintings([(path, 1.0)], encoder=self.encoder, decoder=self.decoder)
         tiles = [stylize(net, p) for p in pictures]
         if path.stem not in self.trained_on:
-            cv2.putText(tiles[0], "never trained on", (6, TILE[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2, cv2.LINE_AA)
-            cv2.putText(tiles[0], "never trained on", (6, TILE[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+            for colour, thickness in (((255, 255, 255), 2), ((0, 0, 0), 1)):  # black on a white outline
+                cv2.putText(tiles[0], "never trained on", (6, TILE[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour,
+                            thickness, cv2.LINE_AA)
         return tiles
 
 

@@ -52,6 +52,8 @@ class Stylizer:
             self.nets = {name: self._prepare(load_net(name, config.style_alpha)) for name in self.names}
         except (registry.StyleError, ImageError, VGGWeightsError) as exc:
             raise ConfigError(str(exc)) from exc
+        # worked out once: the HUD asks every frame, and a painting's spec is parsed against the file system
+        self.labels = {name: adain.spec_name(name) if adain.is_painting_spec(name) else name for name in self.names}
         self.active = self.names[0]
         self.second = config.style2 or (self.names[1] if len(self.names) > 1 else self.names[0])
 
@@ -65,10 +67,9 @@ class Stylizer:
         net = net.to(self.device, self.dtype, memory_format=self.memory_format).eval()
         return GraphedNet(net) if self.cuda_graphs else net
 
-    @staticmethod
-    def label(name: str) -> str:
+    def label(self, name: str) -> str:
         """What the HUD shows for a style: its name, or a painting file's stem (not its whole path)."""
-        return adain.spec_name(name) if adain.is_painting_spec(name) else name
+        return self.labels[name]
 
     # --- style switching (hotkeys) ---
     def step_style(self, delta: int) -> str:
