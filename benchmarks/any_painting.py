@@ -89,7 +89,7 @@ def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0) ->
     decoder = adain.load_decoder()
     rows = {}
     for name in registry.list_styles():
-        if not name.startswith("lite."):
+        if not name.startswith("lite.") or name not in earlier:  # no ceiling scored for it yet
             continue
         obj = quality.objective(name, styles_dir)
         stem = Path(obj.recipe["style_image"]).stem
@@ -97,7 +97,8 @@ def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0) ->
         net = adain.from_images([obj.painting], name=stem, decoder=decoder, alpha=alpha)
         per_photo = {}
         for photo, rgb in images.items():
-            key = quality.ceiling_key(obj.recipe, obj.painting_sha256, photo, size, earlier[name]["summary"]["gatys_steps"], "cpu")
+            key = quality.ceiling_key(obj.recipe, obj.painting_sha256, photo, size, earlier[name]["summary"]["gatys_steps"],
+                                      "cpu")
             found = quality.earlier_ceiling(key, earlier)
             if not found:
                 continue
@@ -159,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
+        sizes = [tuple(int(v) for v in s.lower().split("x", 1)) for s in args.sizes]
+    except ValueError:
+        print(f"error: --sizes takes WxH values such as 640x480, got {' '.join(args.sizes)}.", file=sys.stderr)
+        return 2
+    try:
         info = adain.decoder_info()
         result = {"machine": machine.describe(), "threads": args.threads, "git": machine.git_revision(),
                   "decoder": {k: info.get(k) for k in ("steps", "train_seconds", "sha256")}}
@@ -168,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             holdout = set(info.get("recipe", {}).get("holdout", []))
             result["alpha"] = args.alpha
             result["quality"] = score(args.styles_dir, args.size, holdout, args.alpha)
-    except ValueError:
-        print(f"error: --sizes takes WxH values such as 640x480, got {args.sizes}.", file=sys.stderr)
-        return 2
-    except (ImageError, registry.StyleError, VGGWeightsError) as exc:
+    except (ImageError, registry.StyleError, VGGWeightsError) as exc:  # ImageError is a ValueError: sizes apart
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # no quality.json (benchmarks.quality writes it), an unreadable folder
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return 1
     stem = args.name or f"any_painting-{machine.slug(result['machine'])}"
     RESULTS.mkdir(exist_ok=True)

@@ -403,3 +403,16 @@ def test_a_thread_snapshot_sees_a_busy_python_thread():
     c = threads.per_frame(first, last, frames=1, frame_ms=300.0)
     roles = {t["thread"]: t["cpu_ms"] for t in c["threads"]}
     assert roles["spinner"] > 50  # ~300 ms of CPU less what the main thread's sleep shares
+
+
+def test_any_painting_bad_input_is_one_line(tmp_path, capsys):
+    from benchmarks import any_painting
+
+    assert any_painting.main(["--sizes", "640by480", "--name", "never-written"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --sizes takes WxH values such as 640x480, got 640by480.", err
+    # a styles folder without the paintings: the painting's own error, not the --sizes one
+    assert any_painting.main(["--no-speed", "--styles-dir", str(tmp_path), "--name", "never-written"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "--sizes" not in err and "\n" not in err, err
+    assert not list(any_painting.RESULTS.glob("never-written.*"))
