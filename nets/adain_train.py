@@ -331,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.size % 8 or args.size < 16:
         print(f"error: --size must be a multiple of 8 and at least 16, got {args.size}.", file=sys.stderr)
         return 2
+    negative = [name for name in ("style_weight", "noise_weight", "shift_weight") if getattr(args, name) < 0]
+    if negative:
+        print(f"error: --{negative[0].replace('_', '-')} cannot be negative, got {getattr(args, negative[0])}.", file=sys.stderr)
+        return 2
     if not 0.0 <= args.photo_style <= 1.0:
         print(f"error: --photo-style is a probability between 0 and 1, got {args.photo_style}.", file=sys.stderr)
         return 2

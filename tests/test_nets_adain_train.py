@@ -109,3 +109,4 @@ def test_photo_style_trains_the_decoder_to_paint_photos_in_their_own_statistics(
     assert run(data, tmp_path, "--steps", "5") == 0  # resumed, paintings again
     assert seen and not any(torch.equal(photos, paintings) for photos, paintings in seen)
     assert run(data, tmp_path, "--steps", "6", "--photo-style", "1.5") == 2
+    assert run(data, tmp_path, "--steps", "6", "--noise-weight", "-1") == 2
