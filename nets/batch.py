@@ -125,6 +125,16 @@ def train_command(painting: Path, args: argparse.Namespace, weights_dir: Path, o
     return cmd + (["--threads", "1"] if args.device == "cpu" else [])
 
 
+def child_env(carry_dir: Path) -> dict[str, str]:
+    """The environment of a `nets.cli train` child: the VGG16 weights of the carry, and this source tree first
+    on its path, so the children run the code this process runs (not an installed copy of another checkout,
+    or none at all where the command runs from another folder)."""
+    source_root = str(Path(__file__).resolve().parents[1])
+    path = [source_root, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    return {**os.environ, "STYLECAM_VGG": str(carry_dir / "vgg16.safetensors"), "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(path)}
+
+
 def time_budget(deadline: float, elapsed: float, waves: int, margin: float) -> float:
     """Seconds of training for a job that starts now: its wave's share of the deadline, or what is left
     of it if less, less the margin kept for validation and export; 0 (no limit) without a deadline."""
@@ -145,7 +155,7 @@ def train_many(args: argparse.Namespace) -> dict:
         paintings = [p for p in paintings if p.stem not in report]
     work = Path(tempfile.mkdtemp(prefix="stylecam-batch-"))
     weights_dir, out_dir = work / "weights", work / "runs"
-    env = {**os.environ, "STYLECAM_VGG": str(args.carry / "vgg16.safetensors"), "PYTHONUNBUFFERED": "1"}
+    env = child_env(args.carry)
     started, pending, running = time.time(), list(paintings), {}
     waves = max(1, math.ceil(len(paintings) / args.jobs))
     while pending or running:

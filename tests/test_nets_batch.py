@@ -1,5 +1,9 @@
 """Batch training for a lent GPU machine, run here on the CPU at toy size: pack -> train -> merge."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +144,16 @@ def test_a_deadline_time_boxes_the_trainings_and_still_brings_weights_back(tmp_p
     assert batch.main([*common, "--out", str(late), "--deadline", "10", "--export-margin", "12"]) == 0
     report = json.loads(brought_back(late, tmp_path)["report.json"].read_text())
     assert {r["rc"] for r in report.values()} == {"not started (deadline)"} and len(report) == 2
+
+
+def test_the_trainings_run_this_source_tree_from_any_folder(tmp_path, monkeypatch):
+    """A child started from another folder, with no installed copy of the package in sight (`-S`: no
+    site-packages), still imports this checkout's `nets`, not none and not another checkout's."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "elsewhere"))
+    env = batch.child_env(tmp_path / "carry")
+    assert env["STYLECAM_VGG"] == str(tmp_path / "carry" / "vgg16.safetensors")
+    assert env["PYTHONPATH"].split(os.pathsep)[1:] == [str(tmp_path / "elsewhere")]  # the caller's path kept, after
+    done = subprocess.run([sys.executable, "-S", "-c", "import nets; print(nets.__file__)"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve() == Path(batch.__file__).resolve().parent / "__init__.py"
