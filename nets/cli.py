@@ -47,6 +47,8 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as exc:
         raise CLIError(f"Unknown device {name!r}; use auto, cpu or cuda[:N].") from exc
+    if device.type not in ("cpu", "cuda"):  # torch.device takes mps, xpu, meta... that this build cannot run
+        raise CLIError(f"Unsupported device {name!r}; use auto, cpu or cuda[:N].")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto.")
     return device
@@ -357,6 +359,10 @@ def main(argv: list[str] | None = None) -> int:
         message = "out of GPU memory; lower --size (or --batch), or use --device cpu."
     except OSError as exc:  # unwritable output folder, full disk
         message = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+    except Exception as exc:  # last resort, as run_cam's: a bug or an error nobody named is still one line
+        if os.environ.get("STYLECAM_DEBUG") == "1":
+            raise
+        message = f"unexpected {exc.__class__.__name__}: {exc} (set STYLECAM_DEBUG=1 for the traceback)"
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
     return 1
 

@@ -66,7 +66,7 @@ class GatysConfig:
                 problems.append(f"{what} layers must be non-empty VGG16 layers (e.g. relu2_2), got {list(layers)}")
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             problems.append(f"{len(self.style_layer_weights)} style layer weights for {len(self.style_layers)} style layers")
-        if min(self.size, self.style_size) < 16 or self.steps < 1 or self.fine_steps < 0 or self.lr < 0:
+        if min(self.size, self.style_size) < 16 or self.steps < 1 or self.fine_steps < 0 or not 0 <= self.lr < float("inf"):
             problems.append("size and style_size must be >= 16, steps >= 1, fine_steps and lr >= 0")
         if problems:
             raise ValueError("Invalid Gatys settings: " + "; ".join(problems) + ".")

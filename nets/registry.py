@@ -89,7 +89,8 @@ def info(name: str, folder: Path | None = None) -> StyleInfo:
             return styles[matches[0]]
         if matches:
             raise StyleError(f"Style {name!r} is registered as {' and '.join(matches)}; name one of them.")
-        known = ", ".join(styles) or "none (weights/manifest.json is empty)"
+        manifest = _manifest_path(folder or weights_dir())
+        known = ", ".join(styles) or f"none ({manifest} {'lists none' if manifest.is_file() else 'does not exist'})"
         raise StyleError(f"Unknown style {name!r}. Known styles: {known}.")
     return styles[name]
 

@@ -17,6 +17,7 @@ from realtime.allocator import keep_frame_buffers
 from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
                              resolve_cuda_graphs, resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
+from realtime.display import display_problem
 from realtime.errors import ConfigError, SourceError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
@@ -60,12 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     return p
-
-
-def has_display() -> bool:
-    if sys.platform in ("win32", "darwin"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -120,9 +115,10 @@ def build_config(args: argparse.Namespace) -> AppConfig:
         raise ConfigError(f"--scale must be between 0.1 and 1, got {scale}.")
     outputs = args.output or []
     if not outputs:
-        outputs = ["window"] if has_display() else [DEFAULT_FILE]
-        if not has_display():
-            notes.append(f"No display: writing the video to {os.path.abspath(DEFAULT_FILE)} "
+        problem = display_problem()
+        outputs = [DEFAULT_FILE] if problem else ["window"]
+        if problem:
+            notes.append(f"No display ({problem}): writing the video to {os.path.abspath(DEFAULT_FILE)} "
                          "(choose with --output window|virtual|FILE.mp4).")
     files = tuple(o for o in outputs if o not in ("window", "virtual"))
     check_output_files(files, args.source)

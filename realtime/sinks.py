@@ -3,7 +3,8 @@
 run together.
 
 - `VideoFileSink`: H.264 mp4 through PyAV (odd frame sides cropped to even); the input's audio stream
-  copied; written to a hidden temporary file beside the target and renamed on `close()`, so an
+  copied, or re-encoded as AAC where the output's container cannot hold it (PCM in .mp4, Opus in .mov:
+  `audio_copy_fits`); written to a hidden temporary file beside the target and renamed on `close()`, so an
   interrupted run still leaves a valid file of the frames done, and `abort()` (an error) leaves nothing.
 - `VirtualCameraSink`: pyvirtualcam, fed by a sender thread that paces with `sleep_until_next_frame()`;
   a one-slot queue, newest frame wins (compute never waits for the camera). Every frame given to
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +30,34 @@ from realtime.errors import SinkError, WorkerError
 from realtime.frames import Frame, check_image
 
 log = logging.getLogger(__name__)
+
+
+# AAC takes up to 8 channels; its encoder wants a named layout
+AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def audio_copy_fits(source: str | os.PathLike, suffix: str) -> bool:
+    """Whether the first audio stream of `source` can be copied as it is into a file ending in `suffix`.
+    Tried on a few packets in a scratch file: a container's codec list is not the answer (FFmpeg's mp4
+    muxer takes PCM's header and fails at the trailer; the m4v one refuses it when the stream is added)."""
+    with tempfile.TemporaryDirectory() as scratch, av.open(str(source)) as source_in:
+        out = av.open(os.path.join(scratch, f"probe{suffix}"), "w")
+        try:
+            stream = source_in.streams.audio[0]
+            copy = out.add_stream_from_template(stream)
+            for n, packet in enumerate(p for p in source_in.demux(stream) if p.dts is not None):
+                packet.stream = copy
+                out.mux(packet)
+                if n == 3:
+                    break
+            out.close()
+            return True
+        except (av.FFmpegError, ValueError):
+            try:
+                out.close()
+            except av.FFmpegError:
+                pass
+            return False
 
 
 class _Sink:
@@ -71,11 +101,27 @@ class VideoFileSink(_Sink):
             if self._audio_in is not None:
                 self._audio_in.close()
             raise SinkError(f"Cannot write {self.path}: {exc}") from exc
-        self._audio_out = None
+        self._audio_out, self.audio_reencoded = None, False
         if self._audio_in is not None and self._audio_in.streams.audio:
-            self._audio_out = self._out.add_stream_from_template(self._audio_in.streams.audio[0])
+            self._add_audio(audio_from)
         self._video = None
         self._closed = False
+
+    def _add_audio(self, source: str | os.PathLike) -> None:
+        audio = self._audio_in.streams.audio[0]
+        if audio_copy_fits(source, self.path.suffix):
+            self._audio_out = self._out.add_stream_from_template(audio)
+            return
+        layout = AAC_LAYOUTS.get(audio.channels)
+        if layout is None:
+            log.warning("The audio of %s (%s, %d channels) cannot go into a %s file; the video is written "
+                        "without it (use .mkv to keep it).", source, audio.codec_context.name, audio.channels,
+                        self.path.suffix)
+            return
+        self._audio_out = self._out.add_stream("aac", rate=audio.rate, layout=layout)
+        self.audio_reencoded = True
+        log.warning("The audio of %s (%s) cannot be copied into a %s file; it is re-encoded as AAC "
+                    "(use .mkv to copy it as it is).", source, audio.codec_context.name, self.path.suffix)
 
     def _open_video(self, width: int, height: int) -> None:
         # yuv420p (the pixel format players accept) halves the chroma both ways, so H.264 needs even
@@ -117,6 +163,13 @@ class VideoFileSink(_Sink):
             return
         stream = self._audio_in.streams.audio[0]
         end = self.frames_written / self.rate  # seconds of video written
+        if self.audio_reencoded:
+            for frame in self._audio_in.decode(stream):
+                if frame.time is not None and frame.time >= end:
+                    break
+                self._out.mux(self._audio_out.encode(frame))
+            self._out.mux(self._audio_out.encode(None))
+            return
         for packet in self._audio_in.demux(stream):
             if packet.dts is None:
                 continue
@@ -134,7 +187,10 @@ class VideoFileSink(_Sink):
             try:
                 if self._video is not None:
                     self._out.mux(self._video.encode(None))  # flush the encoder's delayed frames
-                    self._copy_audio()
+                    try:
+                        self._copy_audio()
+                    except (av.FFmpegError, ValueError) as exc:  # a damaged audio track costs the audio, not the video
+                        log.warning("The audio could not be copied into %s (%s); the video is kept.", self.path, exc)
             finally:
                 self._out.close()
                 if self._audio_in is not None:

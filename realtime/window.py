@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.display import display_problem
 from realtime.errors import SinkError
 from realtime.frames import Frame, check_image
 
@@ -34,9 +35,9 @@ HELP = "n/p style  m mode  +/- strength  s snapshot  q quit"
 class WindowSink:
     def __init__(self, *, title: str = "StyleCam", on_action: Callable[[str], None] | None = None,
                  hud: Callable[[], list[str]] | None = None, snapshot_dir: str | os.PathLike = "."):
-        if os.name == "posix" and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
-                and not os.uname().sysname == "Darwin":
-            raise SinkError("No display for --output window (DISPLAY is not set). Use --output FILE.mp4 or --output virtual.")
+        problem = display_problem()
+        if problem:
+            raise SinkError(f"No display for --output window ({problem}). Use --output FILE.mp4 or --output virtual.")
         self.title, self.on_action, self.hud = title, on_action, hud
         self.snapshot_dir = Path(snapshot_dir)
         self.snapshots: list[Path] = []

@@ -156,6 +156,21 @@ def test_stylize_unknown_style_lists_known(capsys, weights, pics):
     assert_one_line_error(rc, err, "Unknown style", "lite.probe")
 
 
+def test_stylize_with_a_weights_folder_that_does_not_exist_names_it(capsys, pics, tmp_path, monkeypatch):
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path / "nowhere"))
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "starry_night")
+    assert_one_line_error(rc, err, "Unknown style", f"{tmp_path / 'nowhere' / 'manifest.json'} does not exist")
+
+
+def test_an_error_nobody_named_is_one_line_not_a_traceback(capsys, weights, pics, monkeypatch):
+    def broken(*args, **kwargs):
+        raise IndexError("a bug deep inside")
+
+    monkeypatch.setattr(cli, "to_tensor", broken)
+    rc, _, err = run(capsys, "stylize", pics["photo"], "--style", "lite.probe")
+    assert_one_line_error(rc, err, "unexpected IndexError: a bug deep inside", "STYLECAM_DEBUG=1")
+
+
 def test_stylize_corrupt_weights(capsys, weights, pics):
     path = weights / "lite.probe.safetensors"
     path.write_bytes(b"\x00" * 100)
@@ -296,6 +311,8 @@ def test_gatys_mask_without_a_person(capsys, tmp_path, pics):
     (["--style-layers", "relu1_1:x"], ["NAME:WEIGHT"]),
     (["--optimizer", "sgd"], ["invalid choice"]),
     (["--out", "CONTENT"], ["overwrite"]),
+    (["--lr", "nan"], ["lr >= 0"]),  # NaN passed the range check and reached torch's optimizer as a traceback
+    (["--device", "mps"], ["Unsupported device 'mps'"]),  # torch.device takes it; this build cannot run it
 ])
 def test_gatys_errors(capsys, pics, tmp_path, argv, words):
     style = tmp_path / "absent.png" if argv == ["STYLE_MISSING"] else pics["painting"]

@@ -173,6 +173,67 @@ def test_unreadable_audio_input_is_a_sink_error_and_leaves_no_temporary_file(tmp
     assert list(out.iterdir()) == []
 
 
+def _clip_with_pcm_audio(path, seconds=1.0):
+    """A Matroska clip whose audio is 16-bit stereo PCM (as cameras and screen recorders write), which
+    FFmpeg's mp4 muxer cannot take as it is (mono it can)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=44100, layout="stereo")
+        for i in range(int(25 * seconds)):
+            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 9 * i, np.uint8), format="rgb24")
+            vf.pts = i
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+        tone = (3000 * np.sin(np.arange(int(44100 * seconds)) * 2 * np.pi * 440 / 44100)).astype(np.int16)
+        for start in range(0, len(tone), 1024):
+            chunk = np.repeat(tone[start : start + 1024], 2)[None]  # interleaved left, right
+            af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+            af.sample_rate, af.pts = 44100, start
+            out.mux(audio.encode(af))
+        out.mux(audio.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mp4", "aac"), (".m4v", "aac"), (".mkv", "pcm_s16le")])
+def test_audio_the_container_cannot_hold_is_reencoded_not_lost(suffix, codec, tmp_path):
+    """PCM into .mp4 used to fail at the trailer and delete every encoded frame; .m4v refused it outright.
+    Now it is re-encoded as AAC there, and copied as it is where it fits (.mkv)."""
+    import av
+
+    source = _clip_with_pcm_audio(tmp_path / "pcm.mkv")
+    out = tmp_path / f"out{suffix}"
+    with VideoFileSink(path=out, fps=25, audio_from=source) as sink:
+        for i in range(25):
+            sink.send(np.full((48, 64, 3), 9 * i, np.uint8))
+    assert sink.audio_reencoded == (codec == "aac")
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == codec and c.streams.audio[0].rate == 44100
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert samples == pytest.approx(44100, abs=2100)  # the second of sound (AAC adds its priming frames)
+    assert len(read_video(out)[0]) == 25
+
+
+def test_audio_that_fails_at_the_end_costs_the_audio_not_the_video(tmp_path, monkeypatch, caplog):
+    import av
+
+    source = _clip_with_pcm_audio(tmp_path / "pcm.mkv")
+    out = tmp_path / "out.mkv"
+    sink = VideoFileSink(path=out, fps=25, audio_from=source)
+    for i in range(10):
+        sink.send(np.full((48, 64, 3), 9 * i, np.uint8))
+
+    def damaged():
+        raise av.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(sink, "_copy_audio", damaged)
+    sink.close()
+    assert len(read_video(out)[0]) == 10
+    assert "the video is kept" in caplog.text
+
+
 def test_ordered_worker_sink_writes_every_frame_in_order_off_the_caller_thread(tmp_path, carphone):
     """The file encoder on its own thread: a real VideoFileSink behind it gets every frame, in order."""
     frames, _ = read_video(carphone)

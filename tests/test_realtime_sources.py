@@ -44,6 +44,57 @@ def test_a_file_source_gives_the_decoders_own_rgb_pixels(carphone):
     assert len({a.tobytes() for a in got}) > 1  # real, moving frames
 
 
+@pytest.mark.parametrize("rotate, turned", [(-90, "clockwise"), (90, "counter-clockwise"), (180, "half")])
+def test_a_phone_video_stored_sideways_comes_out_upright(rotate, turned, tmp_path):
+    """The display matrix (what players turn the picture by, degrees counter-clockwise; a phone held upright
+    stores its frames sideways with -90) is applied: the frames, the size, and the person segmentation
+    sees are upright."""
+    import av
+
+    stored = np.zeros((48, 64, 3), np.uint8)
+    stored[:12, :16] = (255, 0, 0)  # a red block in the stored picture's top-left corner
+    path = tmp_path / f"rotated{rotate}.mp4"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25, options={"crf": "10"})
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv444p"
+        video.set_display_rotation(rotate)
+        for i in range(3):
+            vf = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            vf.pts = i
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+    source = VideoFileSource(path)
+    image = source.read().image
+    source.close()
+    expected = np.rot90(stored, {"clockwise": -1, "counter-clockwise": 1, "half": 2}[turned])
+    assert source.size == (expected.shape[1], expected.shape[0])
+    assert image.shape == expected.shape and image.flags.c_contiguous
+    assert np.abs(image.astype(int) - expected).mean() < 8  # the red corner where a player shows it
+
+
+def test_a_matroska_file_without_a_frame_count_still_gives_the_progress_bar_a_total(tmp_path):
+    """Matroska and WebM store no frame count; the progress bar had no total and no ETA."""
+    import av
+
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            vf = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="rgb24")
+            vf.pts = i
+            out.mux(video.encode(vf))
+        out.mux(video.encode(None))
+    with av.open(str(path)) as c:
+        assert not c.streams.video[0].frames  # the container really keeps none
+    source = VideoFileSource(path)
+    decoded = 0
+    while source.read() is not None:
+        decoded += 1
+    source.close()
+    assert decoded == 30 and source.frame_count == pytest.approx(30, abs=1)
+
+
 def test_auto_falls_back_to_the_sample_with_one_note(monkeypatch):
     monkeypatch.setattr("realtime.sources.cameras_present", lambda: False)
     source, note = open_source(SourceConfig(spec="auto"), live=False)

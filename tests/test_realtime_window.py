@@ -86,3 +86,28 @@ def test_hotkeys_change_style_mode_and_strength(xvfb_display, style_name, tmp_pa
     window.snapshot_dir = tmp_path
     assert window.press("s") == "snapshot" and window.snapshots[0].is_file()
     assert window.press("q") == "quit" and pipeline.stop.is_set()
+
+
+def test_a_display_that_does_not_answer_is_a_clear_error_not_an_abort(tmp_path, style_name):
+    """DISPLAY set to an X server that is gone: OpenCV's Qt (xcb only) used to abort the process (exit 134)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}, "DISPLAY": ":987"}
+    r = subprocess.run([sys.executable, str(ROOT / "run_cam.py"), "--source", "sample", "--style", style_name,
+                        "--output", "window", "--max-frames", "2"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: No display for --output window (the X display :987 does "
+                                                 "not answer). Use --output FILE.mp4 or --output virtual.")
+
+
+def test_display_problem_tells_a_live_x_server_from_a_gone_one(xvfb_display, monkeypatch):
+    from realtime.display import display_problem
+
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    assert display_problem() is None
+    monkeypatch.setenv("DISPLAY", ":987")
+    assert display_problem() == "the X display :987 does not answer"
+    monkeypatch.delenv("DISPLAY")
+    assert display_problem() == "DISPLAY is not set"
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert "X11" in display_problem()

@@ -1,0 +1,43 @@
+"""Whether a window can open here, asked before OpenCV tries.
+
+OpenCV's Qt build on Linux has one platform plugin, xcb (X11). When DISPLAY names an X server that
+cannot be reached (a stale ssh forward, a stopped Xvfb) or only WAYLAND_DISPLAY is set, Qt aborts the
+whole process (SIGABRT, no Python exception to catch). So the X server is asked first, through libxcb.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+
+def x_server_answers(name: str) -> bool | None:
+    """Whether the X server `name` (":0", "host:10") accepts a connection; None when libxcb is missing."""
+    path = ctypes.util.find_library("xcb")
+    if path is None:
+        return None
+    xcb = ctypes.CDLL(path)
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(name.encode(), None)  # never NULL: a failed one carries its error
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)
+
+
+def display_problem() -> str | None:
+    """None when a window can open; else why not, in a few words."""
+    if sys.platform in ("win32", "darwin"):
+        return None
+    name = os.environ.get("DISPLAY")
+    if not name:
+        if os.environ.get("WAYLAND_DISPLAY"):
+            return "DISPLAY is not set, and OpenCV's windows need X11 (Xwayland) on Wayland"
+        return "DISPLAY is not set"
+    if x_server_answers(name) is False:
+        return f"the X display {name} does not answer"
+    return None
