@@ -21,6 +21,7 @@ from realtime.display import display_problem
 from realtime.errors import ConfigError, SourceError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
+MAX_PIXELS = 7680 * 4320
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -30,6 +31,8 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError("size must be at least 16x16")
+    if w * h > MAX_PIXELS:  # 100000x100000 asked torch for 120 GB and came back as an allocator's message
+        raise argparse.ArgumentTypeError(f"size must be at most 8K (7680x4320 pixels), got {w}x{h}")
     return w, h
 
 

@@ -74,9 +74,10 @@ def test_bad_flags_are_refused(capsys):
         assert main(["--mask-every", every, "--mode", "full", "--output", "x.mp4", "--print-config"]) == 2
         err = capsys.readouterr().err.strip()
         assert err == f"error: --mask-every must be 1 or more, got {every}.", err
-    with pytest.raises(SystemExit) as exc:
-        main(["--size", "big"])
-    assert exc.value.code == 2
+    for size, said in (("big", "must look like 640x480"), ("100000x100000", "at most 8K")):
+        with pytest.raises(SystemExit) as exc:
+            main(["--size", size])
+        assert exc.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_unwritable_output_is_refused_before_any_work(tmp_path, carphone, style_name, capsys):
