@@ -96,10 +96,19 @@ class VideoFileSink(_Sink):
             except (av.FFmpegError, UnicodeDecodeError) as exc:
                 raise SinkError(f"Cannot read the audio of {audio_from} to copy it into {self.path}: {exc}") from exc
         try:
+            # FFmpeg creates the file only when it writes the header, at the first frame: creating it
+            # here finds an unwritable place (a read-only folder, /proc) before any work is done
+            self.temp.touch()
+        except OSError as exc:
+            if self._audio_in is not None:
+                self._audio_in.close()
+            raise SinkError(f"Cannot write {self.path}: {exc.strerror or exc}") from exc
+        try:
             self._out = av.open(str(self.temp), "w")
         except av.FFmpegError as exc:
             if self._audio_in is not None:
                 self._audio_in.close()
+            self.temp.unlink(missing_ok=True)
             raise SinkError(f"Cannot write {self.path}: {exc}") from exc
         self._audio_out, self.audio_reencoded = None, False
         if self._audio_in is not None and self._audio_in.streams.audio:

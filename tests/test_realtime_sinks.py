@@ -3,7 +3,9 @@ loopback device can exist in CI), and the sink interface shared by all sinks."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +173,19 @@ def test_unreadable_audio_input_is_a_sink_error_and_leaves_no_temporary_file(tmp
     with pytest.raises(SinkError, match="Cannot read the audio of"):
         VideoFileSink(path=out / "x.mp4", fps=25, audio_from=tmp_path / "gone.mp4")
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, a folder nothing can be created in")
+def test_unwritable_output_is_refused_before_any_frame(tmp_path):
+    """FFmpeg creates the file at the first frame's header; the sink must find the problem at once,
+    not after the pipeline has loaded its nets and painted frames."""
+    with pytest.raises(SinkError, match=r"Cannot write /proc/stylecam-\d+\.mp4"):
+        VideoFileSink(path=f"/proc/stylecam-{os.getpid()}.mp4", fps=25)
+
+
+def test_sink_closed_without_a_frame_leaves_no_file(tmp_path):
+    VideoFileSink(path=tmp_path / "x.mp4", fps=25).close()
+    assert list(tmp_path.iterdir()) == []
 
 
 def _clip_with_pcm_audio(path, seconds=1.0):

@@ -13,7 +13,7 @@ from conftest import read_video
 from realtime.cli import build_config, build_parser
 from realtime.config import SourceConfig
 from realtime.pipeline import Pipeline
-from realtime.sources import CameraSource, ImageSource, LatestFrame, VideoFileSource, open_source
+from realtime.sources import CameraSource, ImageSource, LatestFrame, Orientation, VideoFileSource, open_source
 
 
 def test_sample_is_upscaled_and_in_the_frame_format():
@@ -44,20 +44,23 @@ def test_a_file_source_gives_the_decoders_own_rgb_pixels(carphone):
     assert len({a.tobytes() for a in got}) > 1  # real, moving frames
 
 
-@pytest.mark.parametrize("rotate, turned", [(-90, "clockwise"), (90, "counter-clockwise"), (180, "half")])
-def test_a_phone_video_stored_sideways_comes_out_upright(rotate, turned, tmp_path):
-    """The display matrix (what players turn the picture by, degrees counter-clockwise; a phone held upright
-    stores its frames sideways with -90) is applied: the frames, the size, and the person segmentation
-    sees are upright."""
+@pytest.mark.parametrize("rotate, hflip, vflip", [(-90, False, False), (90, False, False), (180, False, False),
+                                                   (0, True, False), (0, False, True), (90, True, False),
+                                                   (-90, False, True), (180, True, False)])
+def test_a_phone_video_stored_sideways_or_mirrored_comes_out_as_players_show_it(rotate, hflip, vflip, tmp_path):
+    """The display matrix (what players turn the picture by, degrees counter-clockwise, then mirror; a
+    phone held upright stores its frames sideways with -90, some front cameras store them mirrored) is
+    applied: the frames, the size, and the person segmentation sees are as a player shows them. A mirror
+    alone reads as `VideoFrame.rotation` -180; turning by that showed it upside down."""
     import av
 
     stored = np.zeros((48, 64, 3), np.uint8)
     stored[:12, :16] = (255, 0, 0)  # a red block in the stored picture's top-left corner
-    path = tmp_path / f"rotated{rotate}.mp4"
+    path = tmp_path / f"rotated{rotate}{'h' * hflip}{'v' * vflip}.mp4"
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=25, options={"crf": "10"})
         video.width, video.height, video.pix_fmt = 64, 48, "yuv444p"
-        video.set_display_rotation(rotate)
+        video.set_display_rotation(rotate, hflip=hflip, vflip=vflip)
         for i in range(3):
             vf = av.VideoFrame.from_ndarray(stored, format="rgb24")
             vf.pts = i
@@ -66,10 +69,18 @@ def test_a_phone_video_stored_sideways_comes_out_upright(rotate, turned, tmp_pat
     source = VideoFileSource(path)
     image = source.read().image
     source.close()
-    expected = np.rot90(stored, {"clockwise": -1, "counter-clockwise": 1, "half": 2}[turned])
+    expected = np.rot90(stored, rotate // 90)  # FFmpeg's av_display_matrix_flip: mirrors after the turn
+    expected = expected[:, ::-1] if hflip else expected
+    expected = expected[::-1] if vflip else expected
     assert source.size == (expected.shape[1], expected.shape[0])
     assert image.shape == expected.shape and image.flags.c_contiguous
     assert np.abs(image.astype(int) - expected).mean() < 8  # the red corner where a player shows it
+
+
+@pytest.mark.parametrize("turns", range(4))
+def test_orientation_from_quarter_turns_is_np_rot90(turns):
+    image = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    assert np.array_equal(Orientation.from_turns(turns).apply(image), np.rot90(image, turns))
 
 
 def test_a_matroska_file_without_a_frame_count_still_gives_the_progress_bar_a_total(tmp_path):
