@@ -9,7 +9,9 @@ encoder's relu4_1 of that picture against t (content) plus `style_weight` x the 
 the paintings at relu1_1..relu4_1 (style), each term relative to its target's scale (`nets.adain`).
 Optional stability terms, as the per-style trainer has them (`nets.losses`): `--noise-weight` (the photo
 with pixel noise painted like the clean photo) and `--shift-weight` (the photo moved off the 8 px stride
-grid painted like the same pixels unmoved); the painting's statistics are held fixed in both. And
+grid painted like the same pixels unmoved) and `--warp-weight` (the photo moved by a small sub-pixel
+camera motion painted like the painted photo moved the same way); the painting's statistics are held
+fixed in all three. And
 `--photo-style P`: each batch item's painting is, with probability P, its own photo, so the decoder also
 learns to paint a photo's own statistics, which is what `alpha` < 1 blends towards at run time.
 `--holdout` paintings are never trained on: the validation scores them apart, which is what "any
@@ -36,7 +38,7 @@ from tqdm import tqdm
 
 from nets import adain, registry
 from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
-from nets.losses import noise_loss, shift_loss
+from nets.losses import noise_loss, shift_loss, warp_loss
 from nets.signals import terminate_as_interrupt
 from nets.train import (CheckpointError, ContentPhotos, center_crop, checkpoint_tensors,
                         resolve_precision, restore_checkpoint, split_photos)
@@ -56,6 +58,7 @@ class AdainTrainConfig:
     style_weight: float = 10.0
     noise_weight: float = 0.0  # nets.losses.noise_loss on the painted photo: against paint that follows pixel noise
     shift_weight: float = 0.0  # nets.losses.shift_loss: against a texture on the 8 px stride grid
+    warp_weight: float = 0.0  # nets.losses.warp_loss: against paint repainted when the picture moves
     photo_style: float = 0.0  # probability that an item's painting is its own photo (alpha's end point)
     hue: float = 0.5  # probability of a random hue rotation of a painting crop (PaintingCrops)
     precision: str = "auto"  # nets.train.resolve_precision: bf16 where the device computes it natively
@@ -160,8 +163,10 @@ class DecoderTrainer:
                 terms["noise"] = noise_loss(paint, photos, output)
             if cfg.shift_weight:
                 terms["shift"] = shift_loss(paint, photos, output, adain.ArbitraryConfig.stride)
+            if cfg.warp_weight:
+                terms["warp"] = warp_loss(paint, photos, output)
         total = terms["content"] + cfg.style_weight * terms["style"]
-        for name in ("noise", "shift"):
+        for name in ("noise", "shift", "warp"):
             if name in terms:
                 total = total + getattr(cfg, f"{name}_weight") * terms[name]
         return {"total": total, **terms}
@@ -257,7 +262,8 @@ class DecoderTrainer:
         first = self.stages[-1]["steps"][1] if self.stages else 0
         now = {"steps": [first, self.step], "size": self.cfg.size, "batch": self.cfg.batch, "lr": self.cfg.lr,
                "style_weight": self.cfg.style_weight, "noise_weight": self.cfg.noise_weight,
-               "shift_weight": self.cfg.shift_weight, "photo_style": self.cfg.photo_style, "hue": self.cfg.hue,
+               "shift_weight": self.cfg.shift_weight, "warp_weight": self.cfg.warp_weight,
+               "photo_style": self.cfg.photo_style, "hue": self.cfg.hue,
                "precision": self.cfg.precision, "device": self.cfg.device,
                "seconds": round(self.seconds - sum(s["seconds"] for s in self.stages), 1)}
         if self.started_from:
@@ -319,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = AdainTrainConfig("", "")
     for name in ("size", "batch", "steps", "val_count", "val_every", "checkpoint_every", "threads", "seed"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "lr_decay", "style_weight", "noise_weight", "shift_weight", "photo_style", "hue", "max_seconds"):
+    for name in ("lr", "lr_decay", "style_weight", "noise_weight", "shift_weight", "warp_weight", "photo_style", "hue",
+                 "max_seconds"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--device", default="cpu")
@@ -331,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.size % 8 or args.size < 16:
         print(f"error: --size must be a multiple of 8 and at least 16, got {args.size}.", file=sys.stderr)
         return 2
-    negative = [name for name in ("style_weight", "noise_weight", "shift_weight") if getattr(args, name) < 0]
+    negative = [name for name in ("style_weight", "noise_weight", "shift_weight", "warp_weight") if getattr(args, name) < 0]
     if negative:
         print(f"error: --{negative[0].replace('_', '-')} cannot be negative, got {getattr(args, negative[0])}.", file=sys.stderr)
         return 2
@@ -341,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = AdainTrainConfig(styles_dir=args.styles, content_dir=args.content, holdout=tuple(args.holdout),
                            **{k: getattr(args, k) for k in ("size", "batch", "steps", "val_count", "val_every", "checkpoint_every",
                                                             "threads", "seed", "lr", "lr_decay", "style_weight", "noise_weight",
-                                                            "shift_weight", "photo_style", "hue",
+                                                            "shift_weight", "warp_weight", "photo_style", "hue",
                                                             "max_seconds", "precision", "device", "out_dir", "weights_dir",
                                                             "init_from")})
     try:

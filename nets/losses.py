@@ -140,3 +140,37 @@ def noise_loss(net, batch: torch.Tensor, output: torch.Tensor, sigma: float = NO
     Mean squared difference of 0..1 pixels."""
     noisy = (batch + sigma * torch.randn_like(batch)).clamp(0, 1)
     return F.mse_loss(net(noisy).float(), output.float())
+
+
+def random_motion(b: int, h: int, w: int, *, shift: float = 4.0, degrees: float = 2.0, zoom: float = 0.03,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, 2, 3) affine sampling grids' thetas (`F.affine_grid`, align_corners=False) of a small camera
+    motion each: a turn of up to `degrees`, a zoom of up to `zoom`, a move of up to `shift` pixels each
+    way, all uniform and sub-pixel, as between consecutive frames of a hand-held or talking-head video."""
+    u = torch.rand(b, 4, generator=generator) * 2 - 1
+    angle, scale = u[:, 0] * degrees * torch.pi / 180, 1 + u[:, 1] * zoom
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    aspect = h / w  # normalized coordinates run -1..1 on both sides: a turn must keep pixels square
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin * aspect, u[:, 2] * 2 * shift / w
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin / aspect, cos, u[:, 3] * 2 * shift / h
+    return theta
+
+
+def warp_loss(net, batch: torch.Tensor, output: torch.Tensor, margin: int = 8, **motion) -> torch.Tensor:
+    """Motion consistency (as ReCoNet and Huang et al. 2017 train on optical flow, here on a known
+    synthetic flow): `net` on the photo moved by a small random camera motion (`random_motion`: sub-pixel,
+    with a turn and a zoom), against `output` = net(batch) moved the same way. A net whose strokes follow
+    the picture pays nothing; strokes that are repainted when the picture moves by a fraction of a pixel
+    (what the flicker measure on video sees) cost. Pixels within `margin` of the frame's edge, where the
+    moved picture is reflected, are not compared. Mean squared difference of 0..1 pixels."""
+    b, _, h, w = batch.shape
+    if min(h, w) <= 4 * margin:
+        raise ValueError(f"warp_loss needs sides over {4 * margin} px, not {h}x{w}.")
+    theta = random_motion(b, h, w, **motion).to(batch.device)
+    grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    moved = F.grid_sample(batch.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    expected = F.grid_sample(output.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    inside = (grid.abs() <= torch.tensor([1 - 2 * margin / w, 1 - 2 * margin / h], device=grid.device)).all(-1)
+    diff = (net(moved.to(batch.dtype)).float() - expected) ** 2  # (B, 3, H, W)
+    return (diff * inside[:, None]).sum() / (inside.sum() * diff.shape[1]).clamp_min(1)

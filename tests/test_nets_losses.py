@@ -116,6 +116,40 @@ def test_noise_loss_is_zero_for_a_noise_blind_net_and_grows_with_the_nets_gain()
     assert loud == pytest.approx(16 * quiet, rel=0.2)
 
 
+def test_warp_loss_is_zero_for_a_net_whose_paint_moves_with_the_picture():
+    """A pointwise net commutes with any resampling: it pays nothing. A net that lays a texture fixed to
+    the frame (not to the picture) pays for it, and more for a stronger texture."""
+    from nets.losses import warp_loss
+
+    x = to_tensor(photo("astronaut", 96))
+    pointwise = torch.nn.Conv2d(3, 3, 1)
+    pattern = torch.rand(1, 3, 96, 96)
+    fixed = lambda strength: (lambda batch: batch + strength * pattern)  # noqa: E731
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert float(warp_loss(pointwise, x, pointwise(x))) < 1e-10
+        weak, strong = (float(warp_loss(fixed(s), x, fixed(s)(x))) for s in (0.05, 0.2))
+    assert weak > 1e-4 and strong == pytest.approx(16 * weak, rel=0.3)
+    with pytest.raises(ValueError, match="sides over 32 px"):
+        warp_loss(pointwise, x[..., :32, :32], pointwise(x[..., :32, :32]))
+
+
+def test_random_motion_moves_pixels_by_what_it_says():
+    """A pure move of the sampling grid shifts the picture by at most `shift` pixels each way; a pure
+    turn keeps pixels square on a wide frame (a 90-degree turn of a 2:1 frame maps its middle row onto
+    its middle column's span, not stretched)."""
+    from nets.losses import random_motion
+
+    theta = random_motion(64, 60, 120, shift=3, degrees=0, zoom=0, generator=torch.Generator().manual_seed(0))
+    moves = theta[:, :, 2] * torch.tensor([120 / 2, 60 / 2])  # normalized -> pixels
+    assert moves.abs().max() <= 3 and moves.abs().max() > 2  # uniform over the range
+    assert torch.allclose(theta[:, :, :2], torch.eye(2).expand(64, 2, 2))
+    turn = random_motion(1, 60, 120, shift=0, degrees=90, zoom=0, generator=torch.Generator().manual_seed(0))
+    pixel = torch.diag(torch.tensor([120 / 2, 60 / 2]))  # normalized -> pixel coordinates
+    in_pixels = pixel @ turn[0, :, :2] @ torch.linalg.inv(pixel)
+    assert torch.allclose(in_pixels @ in_pixels.T, torch.eye(2) * float(torch.linalg.det(in_pixels)), atol=1e-5)
+
+
 def test_border_texture_finds_stripes_along_the_edges_and_not_in_a_photo():
     from nets.losses import border_texture
 
