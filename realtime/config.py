@@ -159,23 +159,30 @@ def resolve_encoder_threads(device: str) -> int:
     return 0 if device.startswith("cuda") else 1
 
 
+def known_styles() -> list[str]:
+    """The registered styles; a damaged weights folder (manifest not JSON, ...) is a ConfigError."""
+    try:
+        return registry.list_styles()
+    except registry.StyleError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def resolve_style(name: str, device: str) -> str:
     """A registry name ("lite.starry_night"), or a bare painting ("starry_night"): then `full` on CUDA
     and `lite` on CPU, whichever is registered. A painting's image file (or several mixed, A.jpg+B.jpg) is
     kept as it is: `nets.adain` paints it. Unknown -> ConfigError listing the known styles."""
-    known = registry.list_styles()
+    if adain.is_painting_spec(name):
+        return name
+    if not known_styles():
+        raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
     try:
-        if adain.is_painting_spec(name):
-            return name
-        if not known:
-            raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
         return registry.resolve(name, device)
     except registry.StyleError as exc:
         raise ConfigError(str(exc)) from None
 
 
 def default_style(device: str) -> str:
-    known = registry.list_styles()
+    known = known_styles()
     if not known:
         raise ConfigError(f"No styles are registered in {registry.weights_dir()}. Train one with `stylecam train`.")
     paintings = [n.split(".", 1)[1] for n in known]
@@ -190,5 +197,5 @@ def style_cycle(first: str, second: str | None) -> tuple[str, ...]:
     if adain.is_painting_spec(first):
         return tuple(dict.fromkeys(n for n in (first, second) if n))
     arch = first.split(".", 1)[0]
-    rest = [n for n in registry.list_styles() if n.startswith(arch + ".") and n not in (first, second)]
+    rest = [n for n in known_styles() if n.startswith(arch + ".") and n not in (first, second)]
     return tuple([first] + ([second] if second and second != first else []) + rest)

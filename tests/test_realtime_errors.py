@@ -155,3 +155,17 @@ def test_style_alpha_out_of_range_is_refused(capsys):
     assert main(["--style-alpha", "1.5", "--output", "x.mp4"]) != 0
     err = capsys.readouterr().err.strip()
     assert err == "error: --style-alpha must be between 0 and 1, got 1.5.", err
+
+
+@pytest.mark.parametrize("style", [None, "udnie"])
+def test_a_damaged_weights_folder_is_one_line_and_exit_2(style, tmp_path, carphone, capfd, monkeypatch):
+    """A manifest that is not JSON (a truncated copy) was reported through the last-resort handler as an
+    'unexpected StyleError' with exit 1, with or without --style."""
+    (tmp_path / "manifest.json").write_text('{"styles": {')
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path))
+    out = tmp_path / "out.mp4"
+    code = main(["--source", str(carphone), "--output", str(out)] + (["--style", style] if style else []))
+    err = capfd.readouterr().err.strip()
+    assert code == 2 and len(shown_lines(err)) == 1, err
+    assert "manifest.json" in err and "unexpected" not in err
+    assert not out.exists()
