@@ -62,8 +62,9 @@ def adain(content: torch.Tensor, style: StyleStats) -> torch.Tensor:
 def mix(stats: list[StyleStats], weights: list[float] | None = None) -> StyleStats:
     """The weighted average of several paintings' statistics (weights normalised to sum 1)."""
     weights = weights or [1.0] * len(stats)
-    if len(weights) != len(stats) or min(weights) < 0 or sum(weights) <= 0:
-        raise AdainError(f"Mixing weights {weights} do not fit {len(stats)} paintings (non-negative, not all zero).")
+    if (len(weights) != len(stats) or not all(np.isfinite(w) and w >= 0 for w in weights) or max(weights) <= 0):
+        raise AdainError(f"Mixing weights {weights} do not fit {len(stats)} paintings (finite, non-negative, not all zero).")
+    weights = [w / max(weights) for w in weights]  # 1e308 + 1e308 would overflow the sum
     total = float(sum(weights))
     mean = sum(w / total * s.mean for w, s in zip(weights, stats))
     std = sum(w / total * s.std for w, s in zip(weights, stats))
@@ -179,25 +180,56 @@ def decoder_info(folder: Path | None = None) -> dict:
     return info
 
 
+def _names_painting(path: str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES or os.path.isfile(path)
+
+
+def _weighed(part: str) -> tuple[Path, float] | None:
+    """`PATH` or `PATH@WEIGHT` -> (path, weight); None unless it names a painting (an image suffix or a
+    file). '@' belongs to the name unless a number follows it (scan@2x.png is a file name)."""
+    path, at, weight = part.rpartition("@")
+    if at and not os.path.isfile(part) and _names_painting(path):
+        try:
+            value = float(weight)
+        except ValueError:
+            if Path(part).suffix.lower() not in IMAGE_SUFFIXES:
+                raise AdainError(f"The mixing weight {weight!r} after {path} is not a number (A.jpg@0.7+B.jpg@0.3).") from None
+        else:
+            if not np.isfinite(value):
+                raise AdainError(f"The mixing weight {weight!r} after {path} is not a finite number.")
+            return Path(path), value
+    return (Path(part), 1.0) if _names_painting(part) else None
+
+
+def _existing(run: str) -> tuple[Path, float] | None:
+    """`_weighed(run)` when it names an existing file, else None (an invalid weight too: a shorter run may be meant)."""
+    try:
+        weighed = _weighed(run)
+    except AdainError:
+        return None
+    return weighed if weighed and weighed[0].is_file() else None
+
+
 def parse_spec(spec: str) -> list[tuple[Path, float]]:
     """A style given as paintings: `PATH`, or several mixed, `A.jpg+B.jpg`, or weighed, `A.jpg@0.7+B.jpg@0.3`.
     [] when `spec` is no such thing (a registered style's name): every part must end in an image suffix or
-    be a file. The files' existence is checked when the net is built (`from_spec`)."""
+    be a file. File names may hold '+' and '@' (my+painting.jpg, scan@2x.png): from each part on, the
+    longest run of '+'-joined pieces that is an existing file wins, else the shortest that names a
+    painting. The files' existence is checked when the net is built (`from_spec`)."""
     if os.path.isfile(spec):
         return [(Path(spec), 1.0)]
-    parts = []
-    for part in spec.split("+"):
-        path, at, weight = part.rpartition("@")
-        if not at:
-            path, weight = part, "1"
-        try:
-            parts.append((Path(path), float(weight)))
-        except ValueError:
-            if Path(path).suffix.lower() in IMAGE_SUFFIXES:
-                raise AdainError(f"The mixing weight {weight!r} after {path} is not a number (A.jpg@0.7+B.jpg@0.3).") from None
+    pieces, parts, i = spec.split("+"), [], 0
+    while i < len(pieces):
+        runs = ["+".join(pieces[i:j]) for j in range(i + 1, len(pieces) + 1)]
+        found = next(((k, w) for k, w in reversed(list(enumerate(map(_existing, runs)))) if w), None)
+        found = found or next(((k, w) for k, w in enumerate(map(_weighed, runs)) if w), None)
+        if found is None:
+            if parts and not pieces[i]:
+                raise AdainError(f"{spec!r} has an empty part: mix paintings as A.jpg+B.jpg.")
             return []
-    paintings = all(p.suffix.lower() in IMAGE_SUFFIXES or p.is_file() for p, _ in parts)
-    return parts if paintings else []
+        parts.append(found[1])
+        i += found[0] + 1
+    return parts
 
 
 def is_painting_spec(spec: str) -> bool:

@@ -48,6 +48,11 @@ def test_mixing_is_the_weighted_average_of_the_outputs():
     assert torch.allclose(only_a.mean, a.mean) and torch.allclose(only_a.std, a.std)
     with pytest.raises(adain.AdainError, match="Mixing weights"):
         adain.mix([a, b], [0.0, 0.0])
+    for bad in ([float("nan"), 1.0], [float("inf"), 1.0]):
+        with pytest.raises(adain.AdainError, match="finite"):
+            adain.mix([a, b], bad)
+    huge = adain.mix([a, b], [1e308, 1e308])  # the sum overflowed to inf: a flat grey picture
+    assert torch.allclose(huge.mean, (a.mean + b.mean) / 2)
 
 
 def test_style_spec(tmp_path):
@@ -65,6 +70,23 @@ def test_style_spec(tmp_path):
         adain.parse_spec(f"{a}@x+{b}")
     with pytest.raises(adain.AdainError, match="not found: /nowhere/missing.jpg"):
         adain.from_spec("/nowhere/missing.jpg")
+    with pytest.raises(adain.AdainError, match="not a finite number"):
+        adain.parse_spec(f"{a}@nan+{b}")  # NaN passed every check and painted an all-black picture
+    with pytest.raises(adain.AdainError, match="empty part"):
+        adain.parse_spec(f"{a}+")
+
+
+def test_style_spec_with_plus_and_at_in_file_names(tmp_path):
+    """'+' and '@' are legal in file names (retina scans are NAME@2x.png); a mix of such files was read as
+    an unknown registered style."""
+    plus, retina, c = tmp_path / "my+painting.jpg", tmp_path / "scan@2x.png", tmp_path / "c.png"
+    for path in (plus, retina, c):
+        save_rgb(path, painting(16))
+    assert adain.parse_spec(f"{plus}+{c}") == [(plus, 1.0), (c, 1.0)]
+    assert adain.parse_spec(f"{retina}+{c}@0.5") == [(retina, 1.0), (c, 0.5)]
+    assert adain.parse_spec(f"{retina}@0.3+{plus}@0.7") == [(retina, 0.3), (plus, 0.7)]
+    missing = tmp_path / "gone+away.jpg"  # no file: read as one painting, reported missing when loaded
+    assert adain.parse_spec(str(missing)) == [(missing, 1.0)]
 
 
 def test_decoder_shape_and_weights_file_round_trip(tmp_path):
