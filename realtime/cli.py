@@ -14,14 +14,13 @@ import warnings
 
 from nets.signals import terminate_as_interrupt
 from realtime.allocator import keep_frame_buffers
-from realtime.config import (BACKENDS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
+from realtime.config import (BACKENDS, MAX_PIXELS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
                              StyleConfig, cpu_threads, default_style, resolve_backend, resolve_device,
                              resolve_cuda_graphs, resolve_encoder_threads, resolve_style, resolve_subpixel, style_cycle)
 from realtime.display import display_problem
 from realtime.errors import ConfigError, SourceError, StyleCamError
 
 DEFAULT_FILE = "stylecam_out.mp4"
-MAX_PIXELS = 7680 * 4320
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -176,5 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {exc.__class__.__name__}: {msg} (set STYLECAM_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
+    if not summary.frames and not summary.stopped_by:
+        print(f"error: {config.source.spec} gave no frame to paint; nothing was written.", file=sys.stderr)
+        return 2
     print(summary.line(), file=sys.stderr)
     return 0

@@ -12,6 +12,7 @@ from realtime.errors import ConfigError
 MODES = ("full", "background", "person", "split")
 SEGMENT_MODELS = ("general", "landscape")
 DEFAULT_SIZE = (640, 480)  # camera and sample size when --size is not given
+MAX_PIXELS = 7680 * 4320  # 8K: the largest frame --size asks for or a still image is painted at
 
 
 @dataclass(frozen=True)

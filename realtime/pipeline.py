@@ -71,18 +71,20 @@ class Summary:
     latency_p95_ms: float = 0.0
     dropped: int = 0
     stopped_by: str = ""  # "Ctrl-C", "SIGTERM", "SIGHUP": the signal that ended the run early; "" = ran out
-    files: dict[str, int] = field(default_factory=dict)  # output path -> frames written
+    files: dict[str, int] = field(default_factory=dict)  # output path -> frames written (a file with none is removed)
     # virtual camera device -> (frames it was sent, frames its newest-wins queue dropped); the two add
     # up to `frames`
     virtual: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def line(self) -> str:
-        where = ", ".join(f"{p} ({count_frames(n)})" for p, n in self.files.items())
+        where = ", ".join(f"{p} ({count_frames(n)})" for p, n in self.files.items() if n)
+        unwritten = ", ".join(p for p, n in self.files.items() if not n)
         cams = ", ".join(f"{d} ({count_frames(n)}" + (f", {k} dropped)" if k else ")") for d, (n, k) in self.virtual.items())
         return (f"{count_frames(self.frames)} in {self.seconds:.1f} s: {self.fps:.1f} FPS, latency p50 "
                 f"{self.latency_p50_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms"
                 + (f", {self.dropped} dropped" if self.dropped else "")
                 + (f" (stopped by {self.stopped_by})" if self.stopped_by else "") + (f"; wrote {where}" if where else "")
+                + (f"; no frame reached {unwritten}, so it was not written" if unwritten else "")
                 + (f"; virtual camera {cams}" if cams else ""))
 
 

@@ -82,6 +82,8 @@ class VideoFileSink(_Sink):
             raise SinkError(f"Output {self.path} must end in .mp4, .mov or .mkv (H.264 video).")
         if not self.path.parent.is_dir():
             raise SinkError(f"Output folder {self.path.parent} does not exist.")
+        if self.path.is_dir():
+            raise SinkError(f"Output {self.path} is a folder; give a file name such as {self.path / 'painted.mp4'}.")
         self.temp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
         self.rate = Fraction(fps).limit_denominator(1001)  # 29.97 -> 30000/1001 exactly
         self.options = {"crf": str(crf), "preset": preset} | ({"threads": str(threads)} if threads else {})
@@ -136,6 +138,8 @@ class VideoFileSink(_Sink):
         # yuv420p (the pixel format players accept) halves the chroma both ways, so H.264 needs even
         # sides. Odd sizes are common (853x480 is 16:9 at 480 lines): encode at the even size below by
         # cropping the last column and/or row, one pixel of picture rather than a refused video.
+        if min(width, height) < 2:
+            raise SinkError(f"Frames of {width}x{height} are too small for {self.path} (H.264 needs at least 2x2 pixels).")
         self.encoded_size = (width - width % 2, height - height % 2)
         self._video = self._out.add_stream("libx264", rate=self.rate, options=self.options)
         self._video.width, self._video.height = self.encoded_size

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from nets.images import IMAGE_SUFFIXES
-from realtime.config import DEFAULT_SIZE, SourceConfig
+from realtime.config import DEFAULT_SIZE, MAX_PIXELS, SourceConfig
 from realtime.errors import SourceError, WorkerError
 from realtime.frames import Frame
 
@@ -215,6 +215,12 @@ class ImageSource:
         bgr = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise SourceError(f"{self.path} is not a readable image.")
+        h, w = bgr.shape[:2]
+        if size is None and w * h > MAX_PIXELS:  # a phone's 50-200 MP photo: painted at 8K, not at 20x its memory
+            scale = (MAX_PIXELS / (w * h)) ** 0.5
+            size = (max(2, int(w * scale)), max(2, int(h * scale)))
+            log.warning("%s is %dx%d; it is painted at %dx%d (8K at most; --size WxH picks the size).",
+                        self.path, w, h, *size)
         self.image = fit(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
         self.size = (self.image.shape[1], self.image.shape[0])
         self.fps, self.repeat = fps, repeat

@@ -169,3 +169,49 @@ def test_a_damaged_weights_folder_is_one_line_and_exit_2(style, tmp_path, carpho
     assert code == 2 and len(shown_lines(err)) == 1, err
     assert "manifest.json" in err and "unexpected" not in err
     assert not out.exists()
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_frame(tmp_path, carphone, style_name, capfd):
+    """It was found at the rename after the whole job, and the work was thrown away."""
+    folder = tmp_path / "painted.mp4"
+    folder.mkdir()
+    code = main(["--source", str(carphone), "--style", style_name, "--output", str(folder), "--max-frames", "2"])
+    err = capfd.readouterr().err
+    assert code == 2 and "is a folder" in err and "frame/s" not in err  # no progress bar: refused before it
+    assert list(folder.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["painted.mp4"]
+
+
+def test_a_video_without_frames_is_an_error_not_a_success_naming_a_missing_file(tmp_path, style_name, capfd):
+    import av
+
+    silent = tmp_path / "audio_only.mkv"  # a video stream that never gets a frame, beside an audio one
+    with av.open(str(silent), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=44100)
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    out_path = tmp_path / "out.mp4"
+    code = main(["--source", str(silent), "--style", style_name, "--output", str(out_path)])
+    err = capfd.readouterr().err
+    assert code == 2 and "gave no frame to paint; nothing was written" in err and "wrote" not in err
+    assert not out_path.exists()
+
+
+def test_a_one_pixel_image_is_one_line(tmp_path, style_name, capfd):
+    dot = tmp_path / "dot.png"
+    cv2.imwrite(str(dot), np.full((1, 1, 3), 90, np.uint8))
+    code = main(["--source", str(dot), "--style", style_name, "--output", str(tmp_path / "dot.mp4")])
+    err = capfd.readouterr().err
+    assert code == 2 and "too small" in shown_lines(err)[-1] and "unexpected" not in err
+
+
+def test_a_summary_names_only_files_that_were_written():
+    from realtime.pipeline import Summary
+
+    line = Summary(frames=0, stopped_by="Ctrl-C", files={"a.mp4": 0}).line()
+    assert "wrote" not in line and "no frame reached a.mp4, so it was not written" in line
+    assert "wrote b.mp4 (3 frames)" in Summary(frames=3, files={"b.mp4": 3}).line()

@@ -179,3 +179,18 @@ def test_camera_size_is_the_size_of_the_frames_it_delivers(carphone, monkeypatch
     assert granted == ((176, 144) if driver == "grants another size" else (0, 0))  # not what was asked
     assert camera.size == (320, 240)
     assert all(f is not None and f.size == camera.size for f in frames)
+
+
+def test_a_still_photo_over_8k_is_painted_at_8k_not_refused_late(tmp_path, monkeypatch, caplog):
+    """A phone's 50-200 MP photo went through at full size and failed after half a minute with OpenCV's
+    allocation message; it is painted at the 8K pixel budget (here made small), its shape kept."""
+    import cv2
+
+    monkeypatch.setattr("realtime.sources.MAX_PIXELS", 40 * 30)
+    photo = tmp_path / "big.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8))
+    source = ImageSource(photo)
+    w, h = source.size
+    assert w * h <= 40 * 30 and abs(w / h - 160 / 120) < 0.05
+    assert "160x120" in caplog.text and f"{w}x{h}" in caplog.text
+    assert ImageSource(photo, size=(80, 60)).size == (80, 60)  # an asked size is kept
