@@ -21,7 +21,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from nets import registry
@@ -159,10 +158,10 @@ def load_decoder(folder: Path | None = None) -> Decoder:
         raise AdainError(f"{path} does not match its sha256 in {info_path} (corrupt or replaced).")
     state = registry.load_state(path)
     decoder = Decoder(config)
-    try:
-        decoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as exc:
-        raise AdainError(f"{path} does not fit the decoder: {str(exc).splitlines()[0]}") from exc
+    mismatch = registry.state_mismatch(state, decoder)  # torch's message lists every tensor, over many lines
+    if mismatch:
+        raise AdainError(f"{path} does not fit the decoder: {mismatch}.")
+    decoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return decoder.eval()
 
 
@@ -274,7 +273,7 @@ def export_info(decoder: Decoder, folder: Path, **meta) -> dict:
     path = folder / DECODER_FILE
     state = {k: v.detach().half().contiguous().cpu() for k, v in decoder.state_dict().items()}
     tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"name": "adain.decoder", "encoder": f"VGG16 ImageNet to {ENCODER_LAYER}"})
+    registry.write_safetensors(tmp, state, {"name": "adain.decoder", "encoder": f"VGG16 ImageNet to {ENCODER_LAYER}"})
     tmp.replace(path)
     info = {"file": DECODER_FILE, "sha256": registry.sha256(path), "decoder": decoder.config.to_dict(),
             "encoder": f"VGG16 ImageNet (nets.vgg) to {ENCODER_LAYER}", "input_range": "RGB 0..1 in, RGB 0..1 out", **meta}

@@ -17,11 +17,11 @@ learns to paint a photo's own statistics, which is what `alpha` < 1 blends towar
 `--holdout` paintings are never trained on: the validation scores them apart, which is what "any
 painting" is measured by. Checkpoints (git-ignored, under `out_dir`) carry
 the Adam state, so rerunning the command resumes; the end of a run (or `--max-seconds`, or Ctrl-C) exports
-fp16 weights and `adain.json` into the weights folder.
+fp16 weights and `adain.json` into `--weights-dir`, by default `OUT_DIR/export` (runs/adain/export): shipping
+a decoder is an explicit copy of those two files into weights/. A run that trained no step exports nothing.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -33,14 +33,15 @@ import cv2
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from nets import adain, registry
+from nets.cli import Parser, positive
 from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
 from nets.losses import noise_loss, shift_loss, warp_loss
+from nets.outputs import OutputError, writable
 from nets.signals import terminate_as_interrupt
-from nets.train import (CheckpointError, ContentPhotos, center_crop, checkpoint_tensors,
+from nets.train import (CheckpointError, ContentPhotos, center_crop, checkpoint_tensors, endless,
                         resolve_precision, restore_checkpoint, split_photos)
 from nets.vgg import VGG16, VGGWeightsError
 
@@ -66,7 +67,7 @@ class AdainTrainConfig:
     val_every: int = 250
     checkpoint_every: int = 50
     out_dir: str = "runs/adain"
-    weights_dir: str = ""  # where to export; default the registry's weights folder
+    weights_dir: str = ""  # where to export; default out_dir/export (shipping is a copy into weights/)
     device: str = "cpu"
     threads: int = 0  # torch CPU threads (0: torch's default)
     seed: int = 0
@@ -123,7 +124,10 @@ class DecoderTrainer:
             torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        photos, val_photos = split_photos(Path(cfg.content_dir), cfg.val_count)
+        self.out = Path(cfg.out_dir)
+        writable(self.out, "--out-dir")
+        self.export_dir = Path(cfg.weights_dir) if cfg.weights_dir else self.out / "export"
+        photos, val_photos = split_photos(Path(cfg.content_dir), cfg.val_count, cfg.batch)
         self.loader = torch.utils.data.DataLoader(ContentPhotos(photos, cfg.size), batch_size=cfg.batch, shuffle=True,
                                                   drop_last=True, num_workers=0)
         paintings, held_out = split_paintings(Path(cfg.styles_dir), cfg.holdout)
@@ -138,8 +142,6 @@ class DecoderTrainer:
         self.step, self.seconds, self.history = 0, 0.0, []
         self.stages: list[dict] = []  # earlier runs of this checkpoint: steps, crop size, batch, lr, seconds
         self.started_from = ""  # set by start_from: this run began from an exported decoder
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_path = self.out / "adain.decoder.ckpt.safetensors"
 
     @torch.no_grad()
@@ -228,7 +230,7 @@ class DecoderTrainer:
         meta = {"config": json.dumps(asdict(self.cfg)), "step": str(self.step), "seconds": str(self.seconds),
                 "history": json.dumps(self.history), "stages": json.dumps(self.all_stages())}
         tmp = self.ckpt_path.with_suffix(".tmp")
-        save_file(checkpoint_tensors(self.decoder, self.opt), str(tmp), metadata=meta)
+        registry.write_safetensors(tmp, checkpoint_tensors(self.decoder, self.opt), meta)
         tmp.replace(self.ckpt_path)
 
     def resume(self) -> bool:
@@ -273,65 +275,72 @@ class DecoderTrainer:
     def run(self) -> dict:
         cfg = self.cfg
         resumed = self.resume() or self.start_from()
+        writable(self.export_dir, "--weights-dir")  # before the training, not after it
         started, base_seconds = time.time(), self.seconds
         bar = tqdm(total=cfg.steps, initial=self.step, desc="adain decoder", unit="step", dynamic_ncols=True)
-        reason, window = "done", []
+        reason, window, batches = "done", [], endless(self.loader)
         try:
             while self.step < cfg.steps:
-                for photos in self.loader:
-                    terms = self.train_step(photos)
-                    window.append(terms["total"])
-                    self.step += 1
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k != "total"})
-                    if self.step % cfg.val_every == 0 or self.step == cfg.steps:
-                        # the training loss's median since the last validation, beside the validation's
-                        self.history.append({"step": self.step, "train_loss": float(np.median(window)), **self.validate()})
-                        window = []
-                    if self.step % cfg.checkpoint_every == 0:
-                        self.seconds = base_seconds + time.time() - started
-                        self.save_checkpoint()
-                    if self.step >= cfg.steps:
-                        break
-                    if cfg.max_seconds and time.time() - started > cfg.max_seconds:
-                        reason = "max_seconds"
-                        break
-                if reason != "done":
+                terms = self.train_step(next(batches))
+                window.append(terms["total"])
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in terms.items() if k != "total"})
+                if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                    # the training loss's median since the last validation, beside the validation's
+                    self.history.append({"step": self.step, "train_loss": float(np.median(window)), **self.validate()})
+                    window = []
+                if self.step % cfg.checkpoint_every == 0:
+                    self.seconds = base_seconds + time.time() - started
+                    self.save_checkpoint()
+                if self.step >= cfg.steps:
+                    break
+                if cfg.max_seconds and time.time() - started > cfg.max_seconds:
+                    reason = "max_seconds"
                     break
         except KeyboardInterrupt:
             reason = "interrupted"
         finally:
             bar.close()
+        if self.step == 0:  # stopped before its first step, nothing before it: a random decoder, not exported
+            return {"steps": 0, "stopped": reason}
         self.seconds = base_seconds + time.time() - started
         self.save_checkpoint()
         if not self.history or self.history[-1]["step"] != self.step:
             self.history.append({"step": self.step, **self.validate()})
-        folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
+        folder = self.export_dir
         recipe = {k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "weights_dir", "max_seconds", "threads", "steps", "checkpoint_every")}
         recipe |= {"styles_dir": Path(cfg.styles_dir).name, "content_dir": Path(cfg.content_dir).name,
                    "paintings": self.trained_on}
         recipe["stages"] = self.all_stages()
-        info = adain.export_info(self.decoder.cpu(), folder, recipe=recipe, steps=self.step,
-                                 train_seconds=round(self.seconds, 1), images_seen=self.step * cfg.batch,
-                                 metrics=self.history[-1], history=self.history, resumed=resumed, stopped=reason)
+        try:
+            info = adain.export_info(self.decoder.cpu(), folder, recipe=recipe, steps=self.step,
+                                     train_seconds=round(self.seconds, 1), images_seen=self.step * cfg.batch,
+                                     metrics=self.history[-1], history=self.history, resumed=resumed, stopped=reason)
+        except (OSError, SafetensorError) as exc:  # a full disk, a folder that changed since the start
+            why = getattr(exc, "strerror", None) or exc
+            raise OutputError(f"Could not export to {folder} ({why}); the checkpoint {self.ckpt_path} is kept: rerun "
+                              "the same command with a writable --weights-dir to export it.") from exc
         return info
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nets.adain_train", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m nets.adain_train", description=__doc__.split("\n\n")[0])
     p.add_argument("--styles", required=True, help="folder of paintings")
     p.add_argument("--content", required=True, help="folder of photos")
     p.add_argument("--holdout", nargs="*", default=[], help="painting file stems never trained on")
     defaults = AdainTrainConfig("", "")
     for name in ("size", "batch", "steps", "val_count", "val_every", "checkpoint_every", "threads", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+        kind = positive if name in ("batch", "steps", "val_count", "val_every", "checkpoint_every") else int
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(defaults, name))
     for name in ("lr", "lr_decay", "style_weight", "noise_weight", "shift_weight", "warp_weight", "photo_style", "hue",
                  "max_seconds"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--out-dir", default=defaults.out_dir)
-    p.add_argument("--weights-dir", default="")
+    p.add_argument("--weights-dir", default="", help="where to export the decoder (default: OUT_DIR/export); "
+                   "shipping it is a copy of its two files into weights/")
     p.add_argument("--init-from", default="", help="without a checkpoint: continue the decoder in this weights "
                    "folder (e.g. weights) with a fresh Adam")
     args = p.parse_args(argv)
@@ -353,13 +362,17 @@ def main(argv: list[str] | None = None) -> int:
                                                             "init_from")})
     try:
         with terminate_as_interrupt():  # `kill` and a closed terminal stop it as Ctrl-C does: checkpoint, export
-            info = DecoderTrainer(cfg).run()
-    except (ImageError, VGGWeightsError, adain.AdainError, CheckpointError, OSError) as exc:
+            trainer = DecoderTrainer(cfg)
+            info = trainer.run()
+    except (ImageError, VGGWeightsError, adain.AdainError, CheckpointError, OutputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not info["steps"]:
+        print("error: interrupted before the first step; nothing trained, nothing exported.", file=sys.stderr)
+        return 130
     print(f"Decoder: {info['steps']} steps in {info['train_seconds']:.0f} s ({info['stopped']}); "
-          f"validation {json.dumps(info['metrics'])}")
-    return 0
+          f"validation {json.dumps(info['metrics'])}; exported to {trainer.export_dir}")
+    return 130 if info["stopped"] == "interrupted" else 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 
 from nets import adain, gatys, registry
 from nets.images import ImageError, check_output, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
+from nets.outputs import OutputError
 from nets.registry import StyleError
 from nets.signals import terminate_as_interrupt
 from nets.train import CREDITS, PRECISIONS, CheckpointError, TrainConfig, train
@@ -70,6 +71,24 @@ def _side(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative; use 0 (full size) or a side in pixels")
     return value
+
+
+def positive(text: str) -> int:
+    """--steps, --batch, --val-count, --val-every, --checkpoint-every: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1; use 1 or more")
+    return value
+
+
+def _style_name(text: str) -> str:
+    """--name names files (ARCH.NAME.safetensors, its checkpoint): a file stem, no folder in it."""
+    if text.startswith(".") or len(text) > 200 or any(c in text for c in "/\\\0"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name; use letters, digits, _ or - (no / or leading .)")
+    return text
 
 
 def _layers(text: str) -> tuple[str, ...]:
@@ -176,6 +195,7 @@ TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "warmup", "
                "shift_weight", "noise_weight", "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed",
                "init_from", "max_seconds", "precision")
 TRAIN_CHOICES = {"precision": PRECISIONS}
+TRAIN_TYPES = dict.fromkeys(("batch", "steps", "val_count", "val_every", "checkpoint_every"), positive)
 
 
 TRAIN_HELP = {
@@ -217,7 +237,8 @@ def cmd_train(args) -> None:
                       device=str(device), **chosen, **credits)
     if args.print_config:
         print(json.dumps(asdict(cfg), indent=2))
-    result = train(cfg, resume=args.resume, progress=not args.no_progress, export=not args.no_export)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress, export=not args.no_export,
+                   replace=args.replace)
     val = result["val"]
     speed = (f"{result['images_per_s']} images/s" if result["new_steps"]
              else "all of them in the checkpoint already, none trained now")
@@ -232,20 +253,33 @@ def cmd_train(args) -> None:
 
 
 def cmd_styles(args) -> None:
+    """The registered styles, each weight file checked (it exists, its sha256: ~0.2 s for weights/'s 39 MB);
+    a missing or damaged one is marked on its line, and the command fails after the list."""
     folder = registry.weights_dir()
     names = registry.list_styles(folder)
     if not names:
         print(f"No styles registered in {folder} (train one with: stylecam train STYLE_IMAGE --content DIR).")
         return
+    broken = 0
     for name in names:
         s = registry.info(name, folder)
         who = ", ".join(p for p in (s.artist, s.year) if p)
         metrics = "  ".join(f"{k}={v}" for k, v in s.metrics.items() if k.startswith("val_") and k not in ("val_size", "val_count"))
-        print(f"{name:36s} {s.painting or '?'}" + (f" ({who})" if who else "") + (f"  {metrics}" if metrics else ""))
+        problem = registry.file_problem(folder / s.file, s.sha256)
+        broken += bool(problem)
+        print(f"{name:36s} {s.painting or '?'}" + (f" ({who})" if who else "") + (f"  {metrics}" if metrics else "")
+              + (f"  ({problem})" if problem else ""))
     decoder = adain.decoder_info(folder)
     if decoder:
+        problem = registry.file_problem(folder / adain.DECODER_FILE, decoder.get("sha256", ""))
+        broken += bool(problem)
         print(f"{'any painting':36s} --style PAINTING.jpg (or A.jpg+B.jpg to mix): the AdaIN decoder, "
-              f"{decoder.get('steps', '?')} steps on {len(decoder.get('recipe', {}).get('paintings', []))} paintings")
+              f"{decoder.get('steps', '?')} steps on {len(decoder.get('recipe', {}).get('paintings', []))} paintings"
+              + (f"  ({problem})" if problem else ""))
+    if broken:
+        total, one = len(names) + bool(decoder), broken == 1
+        raise CLIError(f"{broken} of the {total} weight files listed above {'is' if one else 'are'} missing or damaged; "
+                       f"restore {'it' if one else 'them'} (git checkout, or a backup) or train again.")
 
 
 def cmd_fetch_vgg(args) -> None:
@@ -313,12 +347,13 @@ def build_parser() -> Parser:
     p = sub.add_parser("train", help="train a feed-forward style network on a folder of photos", parents=[compute])
     p.add_argument("style_image")
     p.add_argument("--content", required=True, help="folder of content photos")
-    p.add_argument("--name", default="", help="style name (default: the style image's file stem)")
+    p.add_argument("--name", type=_style_name, default="", help="style name (default: the style image's file stem)")
     p.add_argument("--arch", choices=sorted(ARCHS), default=_default("arch"))
     for flag in TRAIN_FLAGS[1:]:
         value = _default(flag)
         hint = "the registry's folder (weights/, or $STYLECAM_WEIGHTS)" if flag == "weights_dir" else repr(value)
-        p.add_argument("--" + flag.replace("_", "-"), type=type(value), default=value, choices=TRAIN_CHOICES.get(flag),
+        p.add_argument("--" + flag.replace("_", "-"), type=TRAIN_TYPES.get(flag, type(value)), default=value,
+                       choices=TRAIN_CHOICES.get(flag),
                        help=TRAIN_HELP.get(flag, "") + f"default {hint}")
     p.add_argument("--content-layers", type=_layers, help=f"default {','.join(_default('content_layers'))}")
     p.add_argument("--style-layers", type=_layers, help=f"default {','.join(_default('style_layers'))}")
@@ -326,6 +361,8 @@ def build_parser() -> Parser:
         p.add_argument("--" + flag, default="", help=f"the {flag} credited in the manifest; overrides weights/paintings.json")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="continue from the checkpoint")
     p.add_argument("--no-export", action="store_true", help="do not register the weights at the end")
+    p.add_argument("--replace", action="store_true", help="replace a style of the same name that another run "
+                   "registered in the weights folder (rerunning a command that resumes its checkpoint needs no flag)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--print-config", action="store_true", help="print the resolved settings first")
     p.set_defaults(func=cmd_train)
@@ -353,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         note = " (checkpoint saved; run the same command to resume)" if args.command == "train" else ""
         print(f"{prog}: interrupted{note}", file=sys.stderr)
         return 130
-    except (CLIError, ImageError, StyleError, VGGWeightsError, CheckpointError, FloatingPointError) as exc:
+    except (CLIError, ImageError, StyleError, VGGWeightsError, CheckpointError, OutputError, FloatingPointError) as exc:
         message = str(exc)
     except torch.cuda.OutOfMemoryError:  # (torch.OutOfMemoryError only from torch 2.5)
         message = "out of GPU memory; lower --size (or --batch), or use --device cpu."

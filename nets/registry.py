@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from nets.filelock import exclusive
 from nets.transformer_net import NetConfig, TransformerNet
@@ -116,6 +116,34 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write a safetensors file with Python's open, so it gets the usual mode (0o666 less the umask: 0644 as the
+    shipped weights), where `safetensors.torch.save_file` creates files 0600, unreadable to other users and
+    tools. An unwritable path raises OSError."""
+    Path(path).write_bytes(save(tensors, metadata=metadata))
+    return Path(path)
+
+
+def file_problem(path: Path, digest: str) -> str:
+    """What is wrong with a registered weight file of sha256 `digest`: "missing file", "damaged: sha256
+    differs" (truncated, replaced, changed), or ""."""
+    if not path.is_file():
+        return "missing file"
+    return "damaged: sha256 differs" if sha256(path) != digest else ""
+
+
+def state_mismatch(state: dict[str, torch.Tensor], net: torch.nn.Module) -> str:
+    """The first difference between a weight file's tensors and the network's, in words ("" when they fit)."""
+    expected = net.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            return f"the file has no {key}"
+        if state[key].shape != tensor.shape:
+            return f"{key} is {list(state[key].shape)} in the file, {list(tensor.shape)} in the network"
+    extra = sorted(set(state) - set(expected))
+    return f"the file has {extra[0]}, which the network lacks" if extra else ""
+
+
 def load_state(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file; refuse pickles and report damage in one line."""
     path = Path(path)
@@ -139,23 +167,29 @@ def load(name: str, folder: Path | None = None) -> TransformerNet:
         raise StyleError(f"Weight file {path} does not match its sha256 in the manifest (corrupt or replaced).")
     state = load_state(path)
     net = TransformerNet(NetConfig.from_dict(entry.net))
-    try:
-        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except RuntimeError as exc:
-        raise StyleError(f"Weight file {path} does not fit the {entry.arch} network: {str(exc).splitlines()[0]}") from exc
+    mismatch = state_mismatch(state, net)  # torch's message lists every tensor, over many lines
+    if mismatch:
+        raise StyleError(f"Weight file {path} does not fit the {entry.arch} network: {mismatch}.")
+    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return net.eval()
 
 
 def register(net: TransformerNet, arch: str, style: str, folder: Path | None = None, **meta) -> StyleInfo:
-    """Save `net` as fp16 safetensors `arch.style.safetensors` and add/replace its manifest entry."""
+    """Save `net` as fp16 safetensors `arch.style.safetensors` and add/replace its manifest entry. The weights
+    go to a temporary file first, moved into place with the manifest: a damaged manifest (StyleError) or a
+    failed write leaves both the old file and the old entry as they were."""
     folder = folder or weights_dir()
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{arch}.{style}"
     path = folder / f"{name}.safetensors"
+    tmp = path.with_suffix(".tmp")
     state = {k: v.detach().half().contiguous().cpu() for k, v in net.state_dict().items()}
-    save_file(state, str(path), metadata={"name": name, "input_range": INPUT_RANGE})
-    entry = StyleInfo(name=name, arch=arch, file=path.name, sha256=sha256(path), net=net.config.to_dict(), **meta)
-    _edit_manifest(folder, lambda styles: styles.__setitem__(name, asdict(entry)))
+    try:
+        write_safetensors(tmp, state, {"name": name, "input_range": INPUT_RANGE})
+        entry = StyleInfo(name=name, arch=arch, file=path.name, sha256=sha256(tmp), net=net.config.to_dict(), **meta)
+        _edit_manifest(folder, lambda styles: styles.__setitem__(name, asdict(entry)), moves=[(tmp, path)])
+    finally:
+        tmp.unlink(missing_ok=True)
     return entry
 
 
@@ -169,13 +203,16 @@ def update_metrics(name: str, metrics: dict, folder: Path | None = None) -> None
     _edit_manifest(folder, merge)
 
 
-def _edit_manifest(folder: Path, change) -> None:
-    """Read the manifest, let `change` edit its {name: entry dict}, write it back atomically. Several
-    training runs (and the quality benchmark) may write at once: the read-modify-write holds a lock."""
+def _edit_manifest(folder: Path, change, moves: list[tuple[Path, Path]] = ()) -> None:
+    """Read the manifest, let `change` edit its {name: entry dict}, write it back atomically; `moves`
+    (temporary file, destination) are renamed into place just before it, once its new text is written.
+    Several training runs (and the quality benchmark) may write at once: the read-modify-write holds a lock."""
     manifest_path = _manifest_path(folder)
     with exclusive(folder / ".manifest.lock"):
         styles = {n: asdict(s) for n, s in read_manifest(folder).items()}  # a damaged manifest: StyleError, untouched
         change(styles)
         tmp = manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"styles": dict(sorted(styles.items()))}, indent=2) + "\n")
+        for source, destination in moves:
+            source.replace(destination)
         tmp.replace(manifest_path)

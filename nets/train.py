@@ -3,7 +3,8 @@
 Random crops of content photos go through the network; the VGG16 perceptual criterion compares the
 output with the photo (content) and the painting (style Grams, computed once). Checkpoints are
 safetensors (model + Adam state + JSON metadata) so a run resumes after an interrupt; the end of a run
-exports fp16 weights and a manifest entry through `nets.registry`.
+exports fp16 weights and a manifest entry through `nets.registry`. What can be found before training is
+(`nets.outputs.check_outputs`): an unwritable folder, a damaged manifest, a name another run registered.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -19,11 +21,12 @@ import cv2
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from nets import registry
-from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
+from nets.images import ImageError, load_rgb, readable_images, save_rgb, to_tensor, to_uint8
 from nets.losses import PerceptualCriterion, noise_loss, shift_loss, stride_lattice
+from nets.outputs import OutputError, check_outputs, checkpoint_path, export_folder
 from nets.transformer_net import ARCHS, TransformerNet
 from nets.vgg import VGG16
 
@@ -137,15 +140,38 @@ class ContentPhotos(torch.utils.data.Dataset):
         return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div_(255.0)  # (3, S, S)
 
 
-def split_photos(content_dir: Path, val_count: int) -> tuple[list[Path], list[Path]]:
-    """A fixed validation set: evenly spaced files of the sorted listing, never trained on."""
-    paths = sorted(p for p in Path(content_dir).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+def split_photos(content_dir: Path, val_count: int, batch: int = 1) -> tuple[list[Path], list[Path]]:
+    """A fixed validation set: evenly spaced files of the sorted listing of readable photos, never trained on.
+    Unreadable files are left out with one warning (not found at a random step of the first epoch);
+    ImageError when fewer than `batch` photos are left to train on (a loader dropping its last incomplete
+    batch would then yield nothing)."""
+    paths, unreadable = readable_images(Path(content_dir))
+    if unreadable:
+        more = ", ..." if len(unreadable) > 3 else ""
+        log.warning("skipping %d unreadable photo(s) in %s: %s%s", len(unreadable), content_dir,
+                    ", ".join(unreadable[:3]), more)
     if len(paths) < val_count + 1:
-        raise ImageError(f"{content_dir} holds {len(paths)} images; training needs at least {val_count + 1}.")
+        raise ImageError(f"{content_dir} holds {len(paths)} readable images; training needs at least {val_count + 1}.")
     step = len(paths) // val_count
     val = paths[step // 2::step][:val_count]
     val_set = set(val)
-    return [p for p in paths if p not in val_set], val
+    train = [p for p in paths if p not in val_set]
+    if len(train) < batch:
+        raise ImageError(f"{len(train)} training photos after {len(val)} kept for validation, fewer than --batch {batch}; "
+                         "add photos or lower --batch or --val-count.")
+    return train, val
+
+
+def endless(loader) -> Iterator[torch.Tensor]:
+    """The loader's batches, epoch after epoch; ImageError if an epoch yields none (`while step < steps: for
+    batch in loader` would spin there forever)."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ImageError("The photos make no training batch; add photos or lower --batch.")
 
 
 def center_crop(rgb: np.ndarray, size: int) -> np.ndarray:
@@ -187,11 +213,11 @@ class Trainer:
         self.cfg = cfg = replace(cfg, precision=resolve_precision(cfg.precision, self.device))  # recorded resolved
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        train_paths, val_paths = split_photos(Path(cfg.content_dir), cfg.val_count)
+        self.style_rgb = load_rgb(cfg.style_image, max_side=cfg.style_size)
+        train_paths, val_paths = split_photos(Path(cfg.content_dir), cfg.val_count, cfg.batch)
         self.loader = torch.utils.data.DataLoader(ContentPhotos(train_paths, cfg.size), batch_size=cfg.batch,
                                                   shuffle=True, drop_last=True, num_workers=0)
         self.val_batch = torch.stack([to_tensor(center_crop(load_rgb(p), cfg.val_size))[0] for p in val_paths]).to(self.device)
-        self.style_rgb = load_rgb(cfg.style_image, max_side=cfg.style_size)
         # channels_last: oneDNN's and cuDNN's fast layout for these convolutions (CPU fp32 too: 5.2 -> 3.9 s
         # a lite step on two threads here).
         vgg = VGG16(tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))).to(self.device, memory_format=torch.channels_last)
@@ -205,7 +231,7 @@ class Trainer:
         self.started_from = ""  # set by start_from: this run began from a registered style's weights
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.ckpt_path = self.out / f"{cfg.arch}.{cfg.name}.ckpt.safetensors"
+        self.ckpt_path = checkpoint_path(cfg)
 
     def loss(self, batch: torch.Tensor, low_precision: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
@@ -241,7 +267,7 @@ class Trainer:
         meta = {"config": json.dumps(asdict(self.cfg)), "step": str(self.step), "history": json.dumps(self.history),
                 "stages": json.dumps(self.all_stages())}
         tmp = self.ckpt_path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
+        registry.write_safetensors(tmp, tensors, meta)
         tmp.replace(self.ckpt_path)
 
     def all_stages(self) -> list[dict]:
@@ -305,31 +331,28 @@ class Trainer:
         cfg, started = self.cfg, time.time()
         self.run_start_step, self.run_started = self.step, started
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not progress, desc=f"train {cfg.arch}.{cfg.name}", unit="step")
-        out_of_time = False
+        out_of_time, batches = False, endless(self.loader)
         try:
             while self.step < cfg.steps and not out_of_time:
-                for batch in self.loader:
-                    batch = batch.to(self.device, memory_format=torch.channels_last, non_blocking=True)
-                    if cfg.warmup:
-                        for group in self.opt.param_groups:
-                            group["lr"] = cfg.lr * min(1.0, (self.step - self.run_start_step + 1) / cfg.warmup)
-                    total, terms = self.loss(batch)
-                    self.opt.zero_grad(set_to_none=True)
-                    total.backward()
-                    self.opt.step()
-                    self.step += 1
-                    self.history.append({"step": self.step, **{k: round(v, 6) for k, v in terms.items()}})
-                    bar.update(1)
-                    bar.set_postfix(content=f"{terms['content']:.3f}", style=f"{terms['style']:.3f}")
-                    if not math.isfinite(terms["total"]):
-                        raise FloatingPointError(f"Training diverged at step {self.step} (loss {terms['total']}); lower --lr.")
-                    if self.step % cfg.checkpoint_every == 0:
-                        self.save_checkpoint()
-                    if self.step % cfg.val_every == 0:
-                        self.history[-1]["val"] = self.validate()
-                    out_of_time = bool(cfg.max_seconds) and time.time() - started >= cfg.max_seconds
-                    if self.step >= cfg.steps or out_of_time:
-                        break
+                batch = next(batches).to(self.device, memory_format=torch.channels_last, non_blocking=True)
+                if cfg.warmup:
+                    for group in self.opt.param_groups:
+                        group["lr"] = cfg.lr * min(1.0, (self.step - self.run_start_step + 1) / cfg.warmup)
+                total, terms = self.loss(batch)
+                self.opt.zero_grad(set_to_none=True)
+                total.backward()
+                self.opt.step()
+                self.step += 1
+                self.history.append({"step": self.step, **{k: round(v, 6) for k, v in terms.items()}})
+                bar.update(1)
+                bar.set_postfix(content=f"{terms['content']:.3f}", style=f"{terms['style']:.3f}")
+                if not math.isfinite(terms["total"]):
+                    raise FloatingPointError(f"Training diverged at step {self.step} (loss {terms['total']}); lower --lr.")
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.step % cfg.val_every == 0:
+                    self.history[-1]["val"] = self.validate()
+                out_of_time = bool(cfg.max_seconds) and time.time() - started >= cfg.max_seconds
         finally:
             bar.close()
             self.save_checkpoint()  # an interrupt keeps every step done so far
@@ -357,8 +380,8 @@ class Trainer:
             recipe["stages"] = stages
         metrics = {"val_content": round(result["val"]["content"], 5), "val_style": round(result["val"]["style"], 5),
                    "val_lattice": round(result["val"]["lattice"], 5), "val_size": cfg.val_size, "val_count": cfg.val_count}
-        folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
-        return registry.register(self.net.cpu(), cfg.arch, cfg.name, folder, recipe=recipe, metrics=metrics, **credits)
+        return registry.register(self.net.cpu(), cfg.arch, cfg.name, export_folder(cfg), recipe=recipe, metrics=metrics,
+                                 **credits)
 
 
 def plot_losses(history: list[dict], path: Path) -> None:
@@ -383,7 +406,9 @@ def plot_losses(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, export: bool = True) -> dict:
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, export: bool = True,
+          replace: bool = False) -> dict:
+    check_outputs(cfg, resume, export, replace)
     trainer = Trainer(cfg)
     if resume and trainer.resume():
         log.info("resumed %s at step %d", trainer.ckpt_path, trainer.step)
@@ -392,5 +417,10 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True, export: 
         log.info("starting from %s at step %d (fresh optimizer state)", cfg.init_from, trainer.step)
     result = trainer.run(progress)
     if export:
-        result["exported"] = asdict(trainer.export(result))
+        try:
+            result["exported"] = asdict(trainer.export(result))
+        except OSError as exc:  # a full disk, a folder that changed since check_outputs
+            raise OutputError(f"Could not export to {export_folder(cfg)} ({exc.strerror or exc}); the checkpoint "
+                              f"{trainer.ckpt_path} is kept: rerun the same command with a writable --weights-dir "
+                              "to export it.") from exc
     return result

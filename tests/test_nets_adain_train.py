@@ -1,5 +1,7 @@
 """Training the AdaIN decoder (nets.adain_train) at toy size on real photos and generated paintings."""
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -19,11 +21,11 @@ def data(tmp_path_factory):
     return {"content": content_folder(root / "content", 64), "styles": styles}
 
 
-def run(data, tmp_path, *extra: str) -> int:
+def run(data, tmp_path, *extra: str, weights_dir: str | None = "weights") -> int:
     return adain_train.main(["--styles", str(data["styles"]), "--content", str(data["content"]),
                              "--holdout", "kept_apart", "--val-count", "2", "--size", "32", "--batch", "2", "--val-every", "2",
-                             "--checkpoint-every", "1", "--lr", "1e-3", "--threads", "1",
-                             "--out-dir", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "weights"), *extra])
+                             "--checkpoint-every", "1", "--lr", "1e-3", "--threads", "1", "--out-dir", str(tmp_path / "run"),
+                             *(["--weights-dir", str(tmp_path / weights_dir)] if weights_dir else []), *extra])
 
 
 def test_training_lowers_the_loss_exports_and_resumes_as_a_new_stage(data, tmp_path):
@@ -110,3 +112,69 @@ def test_photo_style_trains_the_decoder_to_paint_photos_in_their_own_statistics(
     assert seen and not any(torch.equal(photos, paintings) for photos, paintings in seen)
     assert run(data, tmp_path, "--steps", "6", "--photo-style", "1.5") == 2
     assert run(data, tmp_path, "--steps", "6", "--noise-weight", "-1") == 2
+
+
+def test_by_default_the_decoder_is_exported_into_the_out_dir_not_the_weights_folder(data, tmp_path, monkeypatch, capsys):
+    """Every stop (the end, Ctrl-C after seconds) replaced the shipped decoder in weights/, with exit 0, and
+    0600 (safetensors' save_file) where the shipped files are 0644."""
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path / "shipped"))
+    assert run(data, tmp_path, "--steps", "1", weights_dir=None) == 0
+    export = tmp_path / "run" / "export"
+    assert adain.load_decoder(export) and f"exported to {export}" in capsys.readouterr().out
+    assert not (tmp_path / "shipped").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (export / adain.DECODER_FILE, tmp_path / "run" / "adain.decoder.ckpt.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_ctrl_c_before_the_first_step_exports_nothing(data, tmp_path, monkeypatch, capsys):
+    """A decoder of 0 steps is random weights: it was exported all the same (and the exit was 0)."""
+    def interrupted(self, photos):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adain_train.DecoderTrainer, "train_step", interrupted)
+    assert run(data, tmp_path, "--steps", "3") == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert err.startswith("error: ") and "nothing exported" in err
+    assert not (tmp_path / "weights" / adain.DECODER_FILE).exists()
+    assert not (tmp_path / "run" / "adain.decoder.ckpt.safetensors").exists()
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--batch", "--val-count", "--val-every", "--checkpoint-every"])
+def test_zero_counts_are_refused_by_the_parser(data, tmp_path, capsys, flag):
+    """--steps 0 exported a random decoder with exit 0; the others were a ValueError or a ZeroDivisionError."""
+    with pytest.raises(SystemExit) as exc:
+        run(data, tmp_path, "--steps", "1", flag, "0")
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and f"{flag}: 0 is less than 1" in err and "\n" not in err
+    assert not (tmp_path / "weights").exists() and not (tmp_path / "run").exists()
+
+
+def test_fewer_training_photos_than_batch_is_refused_at_start(data, tmp_path, capsys, monkeypatch):
+    """6 photos, 2 kept for validation, --batch 8: the loader yielded nothing and the loop spun forever."""
+    monkeypatch.setattr(adain_train.DecoderTrainer, "run", lambda self: pytest.fail("training started"))
+    assert run(data, tmp_path, "--steps", "1", "--batch", "8") == 1
+    err = capsys.readouterr().err.strip()
+    assert "4 training photos after 2 kept for validation, fewer than --batch 8" in err and "\n" not in err
+
+
+def test_an_unwritable_weights_dir_is_refused_before_training(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(adain_train.DecoderTrainer, "train_step", lambda *a: pytest.fail("training started"))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    assert run(data, tmp_path, "--steps", "1", "--weights-dir", str(a_file / "sub")) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"--weights-dir {a_file / 'sub'} is not a writable folder" in err and "\n" not in err
+
+
+def test_an_export_failure_says_the_checkpoint_is_kept(data, tmp_path, capsys, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(adain, "export_info", full_disk)
+    assert run(data, tmp_path, "--steps", "1") == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    ckpt = tmp_path / "run" / "adain.decoder.ckpt.safetensors"
+    assert err.startswith("error: ") and f"the checkpoint {ckpt} is kept" in err and "writable --weights-dir" in err
+    assert ckpt.is_file()

@@ -3,6 +3,7 @@ stderr with a non-zero exit, never a traceback; outputs never overwrite inputs."
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -430,7 +431,7 @@ def test_train_errors(capsys, tmp_path, pics, problem, words):
         write_photo(content / "three.png", "rocket", 64)
     extra = {"layer": ["--style-layers", "relu1_2,relu9_9"], "size": ["--size", "12"],
              "val-size": ["--val-size", "8"],
-             "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64"],
+             "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64", "--batch", "1"],
              "shift-negative": ["--shift-weight", "-1"], "noise-negative": ["--noise-weight", "-2"]}.get(problem, [])
     rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
                      "--no-progress", "--device", "cpu", *extra)
@@ -483,6 +484,126 @@ def test_train_credits_flags_land_in_the_manifest(capsys, tmp_path, pics, tiny_c
     entry = registry.info("lite.painting", folder)
     assert (entry.painting, entry.artist, entry.year, entry.licence) == ("Swirls No. 1", "A. Generator", "c. 2024", "CC0")
     assert not {"painting", "artist", "year", "licence"} & set(entry.recipe)  # credits, not recipe
+
+
+def _train(capsys, painting, content, tmp_path, *argv):
+    return run(capsys, "train", painting, "--content", content, "--out-dir", tmp_path / "run", *TINY_TRAIN, *argv)
+
+
+def _no_training(*args, **kwargs):
+    pytest.fail("training started; the problem was to be found before it")
+
+
+def test_train_with_fewer_training_photos_than_batch_is_refused_at_start(capsys, tmp_path, pics, tiny_content,
+                                                                         monkeypatch):
+    """3 photos, 1 kept for validation, --batch 4: the loader (drop_last) yielded nothing and training spun at
+    0% forever."""
+    monkeypatch.setattr(Trainer, "run", _no_training)
+    rc, _, err = _train(capsys, pics["painting"], tiny_content, tmp_path, "--steps", "1", "--batch", "4")
+    assert_one_line_error(rc, err, "2 training photos after 1 kept for validation, fewer than --batch 4", "--val-count")
+
+
+def test_train_skips_unreadable_photos_with_one_warning(capsys, tmp_path, pics, tiny_content, caplog):
+    """A 0-byte PNG and a truncated JPEG stopped training (at start, or at a random step of the first epoch, and
+    again on resuming); they are left out, said once, and do not count towards --batch."""
+    (tiny_content / "empty.png").write_bytes(b"")
+    whole = write_photo(tmp_path / "whole.jpg", "astronaut", 64)
+    (tiny_content / "truncated.jpg").write_bytes(whole.read_bytes()[:300])
+    inputs = {p.name: p.read_bytes() for p in tiny_content.iterdir()}
+    with caplog.at_level("WARNING", logger="nets.train"):
+        rc, out, err = _train(capsys, pics["painting"], tiny_content, tmp_path, "--steps", "2", "--batch", "2",
+                              "--weights-dir", tmp_path / "w")
+    assert rc == 0 and "2 steps" in out, err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "2 unreadable photo(s)" in warnings[0], warnings
+    assert "empty.png" in warnings[0] and "truncated.jpg" in warnings[0]
+    assert {p.name: p.read_bytes() for p in tiny_content.iterdir()} == inputs  # inputs untouched
+    rc, _, err = _train(capsys, pics["painting"], tiny_content, tmp_path, "--steps", "3", "--batch", "3")
+    assert_one_line_error(rc, err, "2 training photos after 1 kept for validation, fewer than --batch 3")
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "0"), ("--steps", "-5"), ("--batch", "0"), ("--val-count", "0"),
+                                         ("--val-every", "0"), ("--checkpoint-every", "0"), ("--name", "a/b"),
+                                         ("--name", "../x")])
+def test_train_flags_refused_by_the_parser(capsys, tmp_path, pics, tiny_content, flag, value):
+    """--steps 0 registered an untrained net with exit 0; zeros were ZeroDivisionErrors through the last-resort
+    handler; a --name with a folder in it trained, then failed at its first checkpoint."""
+    rc, _, err = _train(capsys, pics["painting"], tiny_content, tmp_path, "--steps", "1", "--weights-dir", tmp_path / "w",
+                        flag, value)
+    assert rc == 2
+    assert_one_line_error(rc, err, flag, value)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "w").exists()
+
+
+def test_train_refuses_to_replace_a_style_another_run_registered(capsys, weights, tmp_path, tiny_content):
+    """A photo named like a shipped style (udnie.jpg) silently replaced lite.udnie, the manifest still crediting
+    Picabia. --replace replaces; rerunning the command that registered it resumes its checkpoint and needs none."""
+    shipped = (weights / "lite.probe.safetensors").read_bytes()
+    probe = write_painting(tmp_path / "probe.png", 64)
+    rc, _, err = _train(capsys, probe, tiny_content, tmp_path, "--steps", "1")
+    assert_one_line_error(rc, err, f"lite.probe is already registered in {weights} (Probe Painting, A. Painter)",
+                          "--name", "--replace")
+    assert (weights / "lite.probe.safetensors").read_bytes() == shipped
+    assert registry.info("lite.probe", weights).painting == "Probe Painting"
+    assert not (tmp_path / "run" / "lite.probe.ckpt.safetensors").exists()  # refused before training
+
+    rc, out, err = _train(capsys, probe, tiny_content, tmp_path, "--steps", "1", "--replace")
+    assert rc == 0 and "registered lite.probe" in out, err
+    assert (weights / "lite.probe.safetensors").read_bytes() != shipped
+    rc, out, err = _train(capsys, probe, tiny_content, tmp_path, "--steps", "2")  # the same run, continued
+    assert rc == 0 and "2 steps" in out and "registered lite.probe" in out, err
+    rc, _, err = _train(capsys, probe, tiny_content, tmp_path, "--steps", "1", "--no-resume")  # starting over
+    assert_one_line_error(rc, err, "lite.probe is already registered", "--replace")
+
+
+@pytest.mark.parametrize("flag", ["--weights-dir", "--out-dir"])
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_train_unwritable_folders_are_refused_before_training(capsys, tmp_path, pics, tiny_content, monkeypatch,
+                                                              flag, where):
+    monkeypatch.setattr(Trainer, "run", _no_training)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    bad = a_file if where == "a file" else a_file / "sub"
+    folders = {"--weights-dir": tmp_path / "w", "--out-dir": tmp_path / "run"} | {flag: bad}
+    rc, _, err = run(capsys, "train", pics["painting"], "--content", tiny_content, *TINY_TRAIN, "--steps", "1",
+                     *[arg for pair in folders.items() for arg in pair])
+    assert_one_line_error(rc, err, f"{flag} {bad} is not a writable folder")
+    assert a_file.read_text() == "not a folder"
+
+
+def test_train_export_failure_says_the_checkpoint_is_kept(capsys, tmp_path, pics, tiny_content, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(registry, "register", full_disk)
+    rc, _, err = _train(capsys, pics["painting"], tiny_content, tmp_path, "--steps", "1", "--weights-dir", tmp_path / "w")
+    ckpt = tmp_path / "run" / "lite.painting.ckpt.safetensors"
+    assert_one_line_error(rc, err, "No space left on device", f"the checkpoint {ckpt} is kept", "writable --weights-dir")
+    assert ckpt.is_file()
+
+
+def test_exported_weights_and_checkpoints_get_the_usual_mode(capsys, tmp_path, pics, tiny_content):
+    """safetensors' save_file made them 0600, where the shipped weights are 0644."""
+    rc, _, err = _train(capsys, pics["painting"], tiny_content, tmp_path, "--steps", "1", "--weights-dir", tmp_path / "w")
+    assert rc == 0, err
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp_path / "w" / "lite.painting.safetensors", tmp_path / "run" / "lite.painting.ckpt.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+
+
+def test_styles_marks_missing_and_damaged_weight_files(capsys, weights):
+    registry.register(build("lite"), "lite", "second", weights)
+    registry.register(build("lite"), "lite", "third", weights)
+    (weights / "lite.probe.safetensors").unlink()
+    second = weights / "lite.second.safetensors"
+    second.write_bytes(second.read_bytes()[:-100])  # truncated
+    rc, out, err = run(capsys, "styles")
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert lines["lite.probe"].endswith("  (missing file)") and lines["lite.second"].endswith("  (damaged: sha256 differs)")
+    assert not lines["lite.third"].endswith(")")
+    assert rc == 1
+    assert_one_line_error(rc, err, "2 of the 3 weight files listed above are missing or damaged")
 
 
 def test_styles_after_register_without_fcntl(capsys, tmp_path, monkeypatch):

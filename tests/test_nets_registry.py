@@ -1,9 +1,12 @@
 """Style registry: round trip, names, safetensors only (pickles refused, never unpickled), damage caught."""
 import json
+import os
 import pickle
+import stat
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from nets_media import one_torch_thread  # noqa: F401 (autouse fixture)
 from nets import registry
@@ -148,3 +151,38 @@ def test_missing_weight_file(folder):
 def test_weights_dir_follows_env(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path))
     assert registry.weights_dir() == tmp_path and registry.list_styles() == []
+
+
+def test_register_with_a_damaged_manifest_leaves_the_old_weights(folder):
+    """register wrote the weights before reading the manifest: a damaged manifest left the new file in place
+    and the old entry's sha256 broken."""
+    path = folder / "lite.probe.safetensors"
+    before = path.read_bytes()
+    (folder / "manifest.json").write_text("{ damaged")
+    with pytest.raises(StyleError, match="not valid JSON"):
+        registry.register(build("lite"), "lite", "probe", folder)
+    assert path.read_bytes() == before and not list(folder.glob("*.tmp"))
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_with_both_shapes(folder):
+    """Only the first line of torch's message was kept: "... Error(s) in loading state_dict for TransformerNet:"."""
+    path = folder / "lite.probe.safetensors"
+    state = load_file(str(path))
+    key = next(iter(build("lite").state_dict()))
+    shape = list(state[key].shape)
+    state[key] = torch.zeros(shape[0] * 2, *shape[1:], dtype=torch.float16)
+    save_file(state, str(path))
+    data = _manifest(folder)
+    data["styles"]["lite.probe"]["sha256"] = registry.sha256(path)
+    _write_manifest(folder, data)
+    with pytest.raises(StyleError) as exc:
+        registry.load("lite.probe", folder)
+    assert f"does not fit the lite network: {key} is {[shape[0] * 2, *shape[1:]]} in the file, {shape} in the network" \
+        in str(exc.value)
+
+
+def test_registered_weights_get_the_usual_mode(folder):
+    """safetensors' save_file creates 0600 files; the shipped weights are 0644 (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((folder / "lite.probe.safetensors").stat().st_mode) == 0o666 & ~umask

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from nets_media import content_folder, write_painting, one_torch_thread  # noqa: F401 (autouse fixture)
 from nets import registry
-from nets.train import CheckpointError, TrainConfig, Trainer, train
+from nets.images import ImageError
+from nets.train import CheckpointError, TrainConfig, Trainer, endless, train
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +251,15 @@ def test_the_resolved_precision_is_recorded_and_a_change_is_a_stage(cfg, tmp_pat
     recipe = result["exported"]["recipe"]
     assert recipe["precision"] == "bf16"
     assert [(s["steps"], s["precision"]) for s in recipe["stages"]] == [([0, 2], "fp32"), ([2, 4], "bf16")]
+
+
+def test_fewer_training_photos_than_batch_is_refused_and_an_empty_epoch_cannot_spin(cfg):
+    """DataLoader(drop_last=True) over fewer photos than the batch yields nothing, and `while step < steps:
+    for batch in loader` spun there forever at 0%."""
+    with pytest.raises(ImageError, match=r"4 training photos after 2 kept for validation, fewer than --batch 5"):
+        Trainer(replace(cfg, batch=5))
+    loader = torch.utils.data.DataLoader(list(range(3)), batch_size=4, drop_last=True)
+    with pytest.raises(ImageError, match="no training batch"):
+        next(endless(loader))
+    batches = endless([1, 2])
+    assert [next(batches) for _ in range(5)] == [1, 2, 1, 2, 1]  # epoch after epoch
