@@ -14,4 +14,5 @@ process so ratios survive a noisy (shared) machine.
 - `pipeline`  the real `realtime/` stages: per-stage ms, file-mode throughput, live-mode latency
 - `quality`, `gallery`  style quality vs Gatys and a contact sheet (issue 4; separate commands)
 - `suite`     runs the sections, attaches ratios and goals; `report` writes JSON, markdown and PNGs
+- `cli`       the commands' edge: flag types, checks made before measuring, one-line errors and Ctrl-C
 """

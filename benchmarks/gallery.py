@@ -1,18 +1,17 @@
 """Contact sheet of every registered painting, full and lite net, on a photo and a frame of the sample clip.
 
-    python -m benchmarks.gallery [--styles-dir ../shared/data/styles] [--out docs/img/gallery.jpg]
+    python -m benchmarks.gallery [--styles-dir ../shared/data/styles] [--names lite.udnie] [--out FILE]
 
 Row per painting: its label, then the full net on the photo and the frame, then the lite net on both; a
 size that is not trained yet is a grey tile that says so. With `--styles-dir` (the paintings), two more
 columns: the AdaIN net of `nets.adain` given the painting's file, as `--style PAINTING.jpg` runs it. The
 first row shows the inputs. Made to be looked at before a style ships: checkerboards, flat blobs,
-washed-out colour or unreadable faces show here.
+washed-out colour or unreadable faces show here. The full sheet (every style, with --styles-dir) replaces
+docs/img/gallery.jpg of this checkout; a partial one goes to a temporary folder unless --out says where.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import sys
 import textwrap
 import unicodedata
 from pathlib import Path
@@ -21,14 +20,16 @@ import cv2
 import numpy as np
 import torch
 
+from benchmarks import cli
 from nets import adain, registry
-from nets.images import ImageError, check_output, save_rgb, to_tensor, to_uint8
+from nets.images import check_output, save_rgb, to_tensor, to_uint8
 from nets.transformer_net import pad_to_stride
 from nets.vgg import VGG16
 
 TILE = (256, 192)  # (W, H) of each picture in the sheet
 LABEL_W = 200
 ARCHS = ("full", "lite")  # column order
+GALLERY = Path(__file__).resolve().parent.parent / "docs" / "img" / "gallery.jpg"  # JPEG: 1.6 MB, the PNG was 4.0
 
 
 def inputs() -> list[np.ndarray]:
@@ -122,19 +123,29 @@ class AdainColumn:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("docs/img/gallery.jpg"))  # JPEG: 1.6 MB, the PNG was 4.0
-    p.add_argument("--names", nargs="*")
+    p = cli.Parser(prog="python -m benchmarks.gallery", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, help="the sheet's file (default: docs/img/gallery.jpg of this checkout for the "
+                                            "full sheet, every style with --styles-dir; a new temporary folder, "
+                                            "printed, for a partial one, so it never replaces the full gallery)")
+    p.add_argument("--names", nargs="*", help="styles or bare painting names (default: every registered style)")
     p.add_argument("--styles-dir", type=Path, help="the paintings: adds the AdaIN net on each painting's file")
     args = p.parse_args(argv)
-    try:
-        check_output(args.out)  # before a minute of stylizing, not after
-        by_painting = sorted(registry.list_styles(), key=lambda n: n.split(".", 1)[1])
-        path = save_rgb(args.out, sheet(args.names or by_painting, args.styles_dir))
-    except (registry.StyleError, ImageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {path}")
+    return cli.run(lambda: make(args), lambda: "nothing written")
+
+
+def make(args) -> int:
+    """Names, paintings and the output are checked before a minute of stylizing, not after."""
+    names = args.names or sorted(registry.list_styles(), key=lambda n: n.split(".", 1)[1])
+    chosen = paintings(names)  # an unknown name: StyleError listing the known ones
+    if args.styles_dir:
+        cli.check_paintings(args.styles_dir, [next(iter(archs.values())) for archs in chosen.values()])
+    full = not args.names and args.styles_dir is not None
+    out = check_output(args.out or (GALLERY if full else cli.scratch_dir("gallery") / "gallery-partial.jpg"))
+    cli.writable_dir(out.parent)
+    if not full and args.out is None:
+        print(f"a partial sheet ({'--names' if args.names else 'no --styles-dir'}): writing {out}, not {GALLERY}",
+              flush=True)
+    print(f"wrote {save_rgb(out, sheet(names, args.styles_dir))}")
     return 0
 
 

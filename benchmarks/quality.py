@@ -5,32 +5,37 @@ Both outputs are scored by one `PerceptualCriterion` (the style's own training l
 the recipe's style scale), so the ratios net/Gatys say how close the feed-forward net gets.
 Goal (issue 4): style ratio <= 1.5, content ratio <= 1.5.
 
-    python -m benchmarks.quality --styles-dir ../shared/data/styles [--size 512] [--names lite.starry_night]
+    python -m benchmarks.quality --styles-dir ../shared/data/styles [--names lite.starry_night] [--out DIR]
 
-Writes benchmarks/results/quality.json and quality.md, and stores the numbers in weights/manifest.json.
+A run of the recorded configuration (`RECORDED`: 512 px, both photos, 100 Gatys steps, the defaults)
+without --out merges its styles' rows into benchmarks/results/quality.json and quality.md and stores the
+numbers in weights/manifest.json; any other run writes only under --out (a new temporary folder, printed,
+without it) and leaves the manifest alone.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks import machine, temporal
+from benchmarks import cli, machine, temporal
 from nets import gatys, registry
 from nets.filelock import exclusive
-from nets.images import ImageError, load_rgb, resize_max, to_tensor
+from nets.images import load_rgb, resize_max, to_tensor
 from nets.losses import PerceptualCriterion, border_texture, stride_lattice
 from nets.transformer_net import pad_to_stride
 from nets.vgg import VGG16
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHOTOS = ("astronaut", "coffee")  # scikit-image's bundled photos: fixed, public, in every install of [test]
+# The configuration of every row in results/quality.json and of the manifest's quality metrics (README,
+# docs/styles.md): a run of another one writes elsewhere, so its rows are never mixed in with them.
+RECORDED = {"size": 512, "photos": len(PHOTOS), "gatys_steps": 100}
+MIN_SIZE = 64  # longer side: the photos' shorter side still goes through VGG16's four poolings
 
 
 def photos(size: int, count: int) -> dict[str, np.ndarray]:
@@ -180,50 +185,75 @@ def markdown(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m benchmarks.quality", description=__doc__.splitlines()[0], epilog=(
+        "Only a run of the recorded configuration (--size {size} --photos {photos} --gatys-steps {gatys_steps}, "
+        "the defaults; any --names, --device, --threads) without --out writes benchmarks/results/quality.* and the "
+        "weights' manifest.json; any other run writes only under --out (a new temporary folder, printed, "
+        "without it).".format(**RECORDED)))
     p.add_argument("--styles-dir", type=Path, required=True, help="folder holding the paintings named in the recipes")
     p.add_argument("--names", nargs="*", help="styles to score (default: all registered)")
-    p.add_argument("--size", type=int, default=512, help="longer side of the photos")
-    p.add_argument("--photos", type=int, default=len(PHOTOS))
-    p.add_argument("--gatys-steps", type=int, default=200)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (the Gatys ceilings at 512 px want a GPU)")
+    p.add_argument("--size", type=cli.int_range(MIN_SIZE), default=RECORDED["size"], help="longer side of the photos")
+    p.add_argument("--photos", type=cli.int_range(1, len(PHOTOS)), default=RECORDED["photos"],
+                   help=f"how many of {', '.join(PHOTOS)}")
+    p.add_argument("--gatys-steps", type=cli.int_range(1), default=RECORDED["gatys_steps"])
+    p.add_argument("--threads", type=cli.threads, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--device", type=cli.device, default="cpu",
+                   help="auto, cpu or cuda[:N] (the Gatys ceilings at 512 px want a GPU)")
     p.add_argument("--fresh-ceilings", action="store_true",
                    help="optimize every Gatys ceiling again, even where quality.json holds one of the same objective")
+    p.add_argument("--out", type=Path, help="results folder for quality.json and quality.md (see below)")
     args = p.parse_args(argv)
+    results: dict[str, dict] = {}
+    where: list[Path] = []
+    return cli.run(lambda: score_all(args, results, where), lambda: (
+        f"{len(results)} style(s) scored and kept in {where[0]}" if results else "no style scored, nothing written"))
+
+
+def read_rows(path: Path, required: bool = False) -> dict[str, dict]:
+    """The "styles" of a quality results file ({} where there is none, unless `required`)."""
+    if not path.is_file() and not required:
+        return {}
+    try:
+        return json.loads(path.read_text())["styles"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise cli.BenchError(f"{path} is not a quality results file ({type(exc).__name__}: {exc}); "
+                             "move it away to start a new one.") from exc
+
+
+def score_all(args, results: dict[str, dict], where: list[Path]) -> int:
+    """Every check first (device, names, results file, paintings, output folder), then one style at a time."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"error: --device {args.device} was asked for but CUDA is not available; use --device cpu.", file=sys.stderr)
-        return 1
-    path = RESULTS / "quality.json"
-    try:
-        earlier = json.loads(path.read_text())["styles"] if path.is_file() else {}
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        print(f"error: {path} is not a quality results file ({type(exc).__name__}: {exc}); "
-              "move it away to start a new one.", file=sys.stderr)
-        return 1
+    device = cli.resolve_device(args.device)
+    recorded = {"size": args.size, "photos": args.photos, "gatys_steps": args.gatys_steps} == RECORDED
+    official = recorded and args.out is None
+    # Registered names ("lite.udnie" for "udnie"), so a bare name replaces its row instead of adding one
+    names = [registry.info(n).name for n in args.names] if args.names else registry.list_styles()
+    committed = read_rows(RESULTS / "quality.json")
+    cli.check_paintings(args.styles_dir, names)
+    out = cli.writable_dir(RESULTS if official else args.out or cli.scratch_dir("quality"))
+    path = out / "quality.json"
+    # Gatys ceilings of the same objective are reused from the committed rows and from this folder's own
+    earlier = committed if official else committed | read_rows(path)
+    where.append(path)
+    manifest = registry.weights_dir() / "manifest.json"
+    if not official:
+        why = "--out was given" if recorded else "not the recorded configuration"
+        print(f"{why}: writing {path} only; {manifest} is not updated", flush=True)
     meta = {"cpu": machine.cpu_model(), "threads": torch.get_num_threads(), "versions": machine.versions(),
             "git": machine.git_revision(), "other_load": machine.other_load()}
-    results = {}
-    try:
-        # Registered names ("lite.udnie" for "udnie"), so a bare name replaces its row instead of adding one
-        names = [registry.info(n).name for n in args.names] if args.names else registry.list_styles()
-        images = photos(args.size, args.photos)
-        frames = temporal.sample_frames()
-        for i, name in enumerate(names, 1):
-            print(f"scoring {name} ({i}/{len(names)}) ...", flush=True)
-            results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, args.device,
-                                        earlier={} if args.fresh_ceilings else earlier, frames=frames)
+    images = photos(args.size, args.photos)
+    frames = temporal.sample_frames()
+    for i, name in enumerate(names, 1):
+        print(f"scoring {name} ({i}/{len(names)}) ...", flush=True)
+        results[name] = score_style(name, args.styles_dir, images, args.size, args.gatys_steps, device,
+                                    earlier={} if args.fresh_ceilings else earlier, frames=frames)
+        if official:
             write_manifest_metrics(name, results[name]["summary"])
-            write_results(path, results, meta)  # after each style: a stopped run keeps what it scored
-    except (ImageError, registry.StyleError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"interrupted; {len(results)} style(s) scored and kept in {path}", file=sys.stderr)
-        return 130
+        write_results(path, results, meta)  # after each style: a stopped run keeps what it scored
     print(markdown(results))
+    if not official:
+        print(f"results in {path} (and quality.md beside it); {manifest} was not updated")
     return 0
 
 

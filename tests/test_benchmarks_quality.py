@@ -74,6 +74,8 @@ def test_a_stopped_run_keeps_the_styles_it_scored(tmp_path, monkeypatch, capsys)
         pytest.skip("needs two registered styles")
     monkeypatch.setattr(quality, "RESULTS", tmp_path)
     monkeypatch.setattr(quality, "write_manifest_metrics", lambda name, summary: None)  # not the repo's manifest
+    for name in two:  # the paintings are checked before scoring
+        save_rgb(tmp_path / registry.info(name).recipe["style_image"], skimage.data.coffee())
     row = {"summary": {"size": 48, "net_content": 2.0, "gatys_content": 1.0, "content_ratio": 2.0,
                        "net_style": 3.0, "gatys_style": 1.0, "style_ratio": 3.0}, "per_photo": {}}
 
@@ -104,7 +106,9 @@ def test_two_runs_writing_at_once_keep_each_others_styles(tmp_path, style_name):
 def test_a_bare_painting_name_is_stored_under_its_registered_name(tmp_path, monkeypatch):
     """`--names udnie` scores lite.udnie and replaces its row; it does not add a second row named udnie."""
     folder = tmp_path / "weights"  # a registry holding one size only, so the bare name is not ambiguous
-    registry.register(build("lite"), "lite", "probe", folder, painting="Probe", artist="A. Painter", year="1900")
+    registry.register(build("lite"), "lite", "probe", folder, painting="Probe", artist="A. Painter", year="1900",
+                      recipe={"style_image": "probe.png"})
+    save_rgb(tmp_path / "probe.png", skimage.data.coffee())  # the paintings are checked before scoring
     monkeypatch.setenv("STYLECAM_WEIGHTS", str(folder))
     style_name = "lite.probe"
     monkeypatch.setattr(quality, "RESULTS", tmp_path)
