@@ -1,7 +1,7 @@
 """StyleCam: `python run_cam.py --help`. Parse, build the config, run (all in realtime.cli)."""
 import sys
 
-from realtime.cli import main
+from nets.launch import stylecam_cam
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stylecam_cam())

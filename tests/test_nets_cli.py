@@ -659,3 +659,34 @@ def test_console_script_one_line_error(tmp_path):
                           text=True, env=env, timeout=120)
     assert_one_line_error(done.returncode, done.stderr, "No such image")
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("entry, module", [("stylecam", "nets.cli"), ("stylecam_cam", "realtime.cli")])
+def test_ctrl_c_while_the_command_imports_is_one_line(entry, module, monkeypatch, capsys):
+    """The commands import torch, OpenCV and MediaPipe for 2-5 s before their own handler runs; a Ctrl-C
+    then printed a screen of traceback from inside torch. The entry points (console scripts, run_cam.py)
+    import them inside a try."""
+    import sys
+
+    from nets import launch
+
+    class Interrupting:  # a Ctrl-C arriving in the middle of the import
+        def find_spec(self, name, path=None, target=None):
+            if name == module:
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Interrupting()] + sys.meta_path)
+    assert getattr(launch, entry)() == 130
+    err = capsys.readouterr().err
+    assert err.strip().endswith("interrupted") and len(err.strip().splitlines()) == 1
+
+
+def test_run_cam_and_the_console_scripts_go_through_the_guarded_entry_points():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert "stylecam_cam()" in (root / "run_cam.py").read_text()
+    scripts = (root / "pyproject.toml").read_text()
+    assert 'stylecam = "nets.launch:stylecam"' in scripts and 'stylecam-cam = "nets.launch:stylecam_cam"' in scripts
