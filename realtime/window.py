@@ -8,6 +8,7 @@ The sink turns a key into an action name and calls `on_action(name)`; the pipeli
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ import numpy as np
 from realtime.display import display_problem
 from realtime.errors import SinkError
 from realtime.frames import Frame, check_image
+
+log = logging.getLogger(__name__)
 
 KEYS = {
     ord("n"): "next_style", ord("]"): "next_style",
@@ -93,11 +96,19 @@ class WindowSink:
         return action
 
     def snapshot(self) -> Path | None:
-        """The last frame shown (without the HUD) as a PNG in `snapshot_dir`."""
+        """The last frame shown (without the HUD) as a PNG in `snapshot_dir`, said on stderr with its path
+        (or why it could not be written: the window goes on)."""
         if self._last is None:
             return None
-        path = self.snapshot_dir / f"stylecam_{time.strftime('%Y%m%d_%H%M%S')}_{len(self.snapshots):03d}.png"
-        cv2.imwrite(str(path), cv2.cvtColor(self._last, cv2.COLOR_RGB2BGR))
+        path = (self.snapshot_dir / f"stylecam_{time.strftime('%Y%m%d_%H%M%S')}_{len(self.snapshots):03d}.png").absolute()
+        try:
+            written = cv2.imwrite(str(path), cv2.cvtColor(self._last, cv2.COLOR_RGB2BGR))
+        except cv2.error:
+            written = False
+        if not written:
+            log.warning("snapshot not saved: %s cannot be written (run from a folder you can write to).", path)
+            return None
+        log.warning("snapshot saved: %s", path)
         self.snapshots.append(path)
         return path
 

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -111,3 +112,20 @@ def test_display_problem_tells_a_live_x_server_from_a_gone_one(xvfb_display, mon
     assert display_problem() == "DISPLAY is not set"
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     assert "X11" in display_problem()
+
+
+def test_a_snapshot_is_announced_and_a_failed_one_is_said_not_silent(tmp_path, caplog):
+    """Snapshots were written to the current folder without a word, and one that could not be written
+    (a read-only folder) was lost silently."""
+    from realtime.window import WindowSink
+
+    window = WindowSink.__new__(WindowSink)  # no window needed: the snapshot is of the last frame sent
+    window.snapshot_dir, window.snapshots = tmp_path, []
+    window._last = np.full((24, 32, 3), 200, np.uint8)
+    with caplog.at_level("WARNING"):
+        path = window.snapshot()
+    assert path.is_file() and f"snapshot saved: {path}" in caplog.text
+    window.snapshot_dir = Path("/proc")  # nothing can be created there
+    with caplog.at_level("WARNING"):
+        assert window.snapshot() is None
+    assert "snapshot not saved: /proc/stylecam_" in caplog.text and window.snapshots == [path]
