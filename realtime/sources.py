@@ -33,7 +33,7 @@ from realtime.errors import SourceError, WorkerError
 from realtime.frames import Frame
 
 log = logging.getLogger(__name__)
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif"}
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"}  # a GIF is read as a video (animated or not)
 
 
 def sample_path() -> Path:

@@ -194,3 +194,19 @@ def test_a_still_photo_over_8k_is_painted_at_8k_not_refused_late(tmp_path, monke
     assert w * h <= 40 * 30 and abs(w / h - 160 / 120) < 0.05
     assert "160x120" in caplog.text and f"{w}x{h}" in caplog.text
     assert ImageSource(photo, size=(80, 60)).size == (80, 60)  # an asked size is kept
+
+
+def test_an_animated_gif_is_read_as_a_video(tmp_path):
+    """It was refused as 'an image, not a video', with advice (rename it .png) that did not work either."""
+    from PIL import Image
+
+    colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
+    frames = [Image.fromarray(np.full((48, 64, 3), c, np.uint8)) for c in colours]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    source = VideoFileSource(path)
+    got = [source.read() for _ in range(4)]
+    source.close()
+    assert got[3] is None and source.size == (64, 48)
+    for frame, colour in zip(got, colours):
+        assert np.abs(frame.image.reshape(-1, 3).mean(axis=0) - colour).max() < 20
