@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 
+from nets import adain
 from nets.signals import terminate_as_interrupt
 from realtime.allocator import keep_frame_buffers
 from realtime.config import (BACKENDS, MAX_PIXELS, MODES, SEGMENT_MODELS, AppConfig, OutputConfig, SegmentConfig, SourceConfig,
@@ -127,10 +128,18 @@ def build_config(args: argparse.Namespace) -> AppConfig:
     output = OutputConfig(window="window" in outputs, virtual="virtual" in outputs, files=files,
                           encoder_threads=resolve_encoder_threads(device))
     source = SourceConfig(spec=args.source, size=args.size, loop=output.live)
+    if style2 and args.mode != "split" and not output.live:  # live, the `m` key can reach split mode
+        notes.append(f"--style2 paints the background in split mode only; with --mode {args.mode} it is not used.")
+        style2 = None
+    styles = style_cycle(style, style2)
+    if args.mode == "split" and not style2:
+        second = styles[1] if len(styles) > 1 else styles[0]
+        notes.append(f"--mode split without --style2: the background is painted in {adain.spec_name(second)}"
+                     + (", as the person is" if second == style else "") + " (choose it with --style2).")
     return AppConfig(
         source=source,
         segment=SegmentConfig(model=args.segment_model, every=args.mask_every),
-        style=StyleConfig(styles=style_cycle(style, style2), style2=style2, strength=args.strength,
+        style=StyleConfig(styles=styles, style2=style2, strength=args.strength,
                           style_alpha=args.style_alpha, scale=scale, device=device, dtype=dtype,
                           channels_last=channels_last,
                           threads=0 if device.startswith("cuda") else cpu_threads(), backend=backend,

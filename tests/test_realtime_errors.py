@@ -215,3 +215,25 @@ def test_a_summary_names_only_files_that_were_written():
     line = Summary(frames=0, stopped_by="Ctrl-C", files={"a.mp4": 0}).line()
     assert "wrote" not in line and "no frame reached a.mp4, so it was not written" in line
     assert "wrote b.mp4 (3 frames)" in Summary(frames=3, files={"b.mp4": 3}).line()
+
+
+def test_split_defaults_and_an_unused_style2_are_said(tmp_path, style_name):
+    """Split mode without --style2 silently painted the background in the next registered style (with a
+    painting file, the same painting: split looked like full); --style2 outside split mode was loaded and
+    not used, without a word."""
+    from realtime.cli import build_config, build_parser
+
+    def config(*flags):
+        return build_config(build_parser().parse_args(["--source", "sample", "--output", str(tmp_path / "o.mp4"), *flags]))
+
+    split = config("--style", style_name, "--mode", "split")
+    second = split.style.styles[1]
+    assert second != style_name and any(f"background is painted in {second}" in n for n in split.notes)
+    painting = tmp_path / "p.png"
+    cv2.imwrite(str(painting), np.full((64, 64, 3), 90, np.uint8))
+    same = config("--style", str(painting), "--mode", "split")
+    assert any("painted in p, as the person is" in n for n in same.notes)
+    unused = config("--style", style_name, "--style2", second, "--mode", "full")
+    assert unused.style.style2 is None
+    assert any("--style2 paints the background in split mode only" in n for n in unused.notes)
+    assert not config("--style", style_name, "--style2", second, "--mode", "split").notes
