@@ -253,7 +253,8 @@ def from_images(images: list[np.ndarray], weights: list[float] | None = None, *,
 
 def from_paintings(paintings: list[tuple[Path, float]], **kwargs) -> ArbitraryStyleNet:
     """`from_images` of painting files with their mixing weights; ImageError for an unreadable one."""
-    images = [load_rgb(path) for path, _ in paintings]  # an unreadable one fails before any model loads
+    side = kwargs.get("style_side", STYLE_SIDE)  # a scan over 40 MP is read at a fraction, not refused
+    images = [load_rgb(path, max_side=side) for path, _ in paintings]  # an unreadable one fails before any model loads
     return from_images(images, [w for _, w in paintings], name="+".join(p.stem for p, _ in paintings), **kwargs)
 
 

@@ -19,10 +19,8 @@ class ImageError(ValueError):
     """A file that is missing, not an image, too large or too small, or an output name OpenCV cannot write."""
 
 
-def probe(path: str | Path) -> np.ndarray:
-    """The file's bytes once it passed `load_rgb`'s checks short of the full decode (it exists, is not empty,
-    OpenCV reads it at 1/8 scale, it is neither too large nor too small); ImageError otherwise. Damaged
-    files (truncated, empty, not images) fail the 1/8 decode too: 0.5 s for 1463 photos of 256 px."""
+def _header(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The file's bytes and its 1/8-scale decode; ImageError for a missing, empty, unreadable or tiny file."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"No such image file: {path}")
@@ -35,14 +33,40 @@ def probe(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path} is too small (a side under {MIN_SIDE} px); use a larger image.") from exc
     if header is None:
         raise ImageError(f"{path} is not an image OpenCV can read.")
+    return data, header
+
+
+def _too_large(path: str | Path, header: np.ndarray) -> ImageError:
+    return ImageError(f"{path} is too large (about {header.shape[1] * 8}x{header.shape[0] * 8}); "
+                      f"the limit is {MAX_PIXELS // 1_000_000} megapixels. Downscale it first.")
+
+
+def probe(path: str | Path) -> np.ndarray:
+    """The file's bytes once it passed `load_rgb`'s checks short of the full decode (it exists, is not empty,
+    OpenCV reads it at 1/8 scale, it is neither too large nor too small); ImageError otherwise. Damaged
+    files (truncated, empty, not images) fail the 1/8 decode too: 0.5 s for 1463 photos of 256 px."""
+    data, header = _header(path)
     if header.shape[0] * header.shape[1] * 64 > MAX_PIXELS:
-        raise ImageError(f"{path} is too large (about {header.shape[1] * 8}x{header.shape[0] * 8}); "
-                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels. Downscale it first.")
+        raise _too_large(path, header)
     return data
 
 
+REDUCED = ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8))
+
+
 def load_rgb(path: str | Path, max_side: int | None = None) -> np.ndarray:
-    bgr = cv2.imdecode(probe(path), cv2.IMREAD_COLOR)
+    """uint8 RGB. With `max_side` (downscaled to at most that), an image over MAX_PIXELS is decoded at the
+    first of 1/2, 1/4, 1/8 that fits (a museum's 100-megapixel scan as a 512 px painting), still at least
+    `max_side`; without it, or when even 1/8 does not fit, it is refused."""
+    data, header = _header(path)
+    flag = cv2.IMREAD_COLOR
+    if header.shape[0] * header.shape[1] * 64 > MAX_PIXELS:
+        h, w = header.shape[0] * 8, header.shape[1] * 8
+        fits = [f for r, f in REDUCED if max_side and (h // r) * (w // r) <= MAX_PIXELS and max(h, w) // r >= max_side]
+        if not fits:
+            raise _too_large(path, header)
+        flag = fits[0]
+    bgr = cv2.imdecode(data, flag)
     if bgr is None:  # its 1/8 decode worked, the full one did not
         raise ImageError(f"{path} is damaged; OpenCV cannot read it whole.")
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])

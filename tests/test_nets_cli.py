@@ -144,6 +144,19 @@ def test_stylize_bad_images(capsys, weights, tmp_path, huge, kind, words):
     assert_one_line_error(rc, err, *words)
 
 
+def test_an_image_over_the_limit_is_read_at_a_fraction_when_only_a_small_copy_is_wanted(huge):
+    """A painting is measured at 512 px: a museum scan over 40 MP was refused ('Downscale it first') though
+    a 1/2..1/8 decode holds more than enough; a photo to paint at full size is still refused."""
+    from nets.images import ImageError, load_rgb
+
+    small = load_rgb(huge, max_side=512)
+    assert small.shape == (439, 512, 3) and small.dtype == np.uint8
+    with pytest.raises(ImageError, match="too large"):
+        load_rgb(huge)
+    with pytest.raises(ImageError, match="too large"):
+        load_rgb(huge, max_side=7000)  # 1/2 would still be under it: no decode both fits and is large enough
+
+
 def test_stylize_bare_painting_with_both_sizes_takes_lite_on_cpu(capsys, weights, pics, tmp_path):
     registry.register(build("full"), "full", "probe", weights)
     rc, out, err = run(capsys, "stylize", pics["photo"], "--style", "probe", "--device", "cpu",
