@@ -122,6 +122,11 @@ class Pipeline:
                 sinks.append(VirtualCameraSink(size=size, fps=fps, device=out.virtual_device,
                                                backend=out.virtual_backend))
             audio = getattr(self.source, "path", None) if getattr(self.source, "has_audio", False) else None
+            paced = getattr(self.source, "source", None)  # a file shown live (LatestFrame drops frames)
+            if out.files and getattr(paced, "has_audio", False):
+                log.warning("The audio of %s is not copied into %s: shown live, frames are dropped and the sound "
+                            "would drift. Leave out --output window/virtual to write every frame with the audio.",
+                            paced.path, ", ".join(out.files))
             for path in out.files:
                 # encoded on a thread of its own, in order: overlaps the next frame's compute
                 sinks.append(OrderedWorkerSink(sink=VideoFileSink(path=path, fps=fps, audio_from=audio,

@@ -318,7 +318,10 @@ class VirtualCameraSink(_Sink):
                                             device=device, backend=backend)
         except RuntimeError as exc:
             hint = VIRTUAL_CAMERA_HELP.get(sys.platform, "No virtual camera device.")
-            raise SinkError(f"{hint} ({exc})") from exc
+            # pyvirtualcam's own "no device" message repeats the modprobe advice; other failures (a busy
+            # device, no permission) are worth their words
+            said = "No v4l2 loopback device found" in str(exc) and sys.platform.startswith("linux")
+            raise SinkError(hint if said else f"{hint} ({exc})") from exc
         self.device = self._cam.device
         self.frames_sent = 0
         self.dropped = 0
