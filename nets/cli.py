@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -114,7 +115,9 @@ def person_mask(rgb: np.ndarray) -> np.ndarray:
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ log lines off the terminal
     import mediapipe as mp
 
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+    from nets.native import native_stderr_silenced
+
+    with native_stderr_silenced(), mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         result = seg.process(np.ascontiguousarray(rgb))
     return np.asarray(result.segmentation_mask, dtype=np.float32)
 
@@ -175,7 +178,9 @@ def cmd_gatys(args) -> int:
     style = load_rgb(style_path, max_side=cfg.style_size)
     mask = None
     if args.mask:
-        person = person_mask(content)
+        # segmented at 512 px at least: at a small --size (16 px) a portrait had "no person"
+        seen = content if max(content.shape[:2]) >= 512 else load_rgb(content_path, max_side=512)
+        person = cv2.resize(person_mask(seen), content.shape[1::-1], interpolation=cv2.INTER_AREA)
         if person.mean() < 0.005:
             raise CLIError(f"MediaPipe found no person in {content_path}; --mask needs a photo of a person.")
         mask = person if args.mask == "person" else 1.0 - person
@@ -184,7 +189,7 @@ def cmd_gatys(args) -> int:
     result.metrics |= {"content_image": str(content_path), "style_image": str(style_path), "mask": args.mask}
     paths = gatys.save(result, out)
     final, metrics = result.metrics["final"], result.metrics
-    stopped = f" of {metrics['planned_steps']}, stopped by Ctrl-C" if metrics["interrupted"] else ""
+    stopped = f" of {metrics['planned_steps']}, interrupted" if metrics["interrupted"] else ""
     print(f"{paths['image']}  ({metrics['steps']} iterations{stopped}, {metrics['seconds']} s on {device}; "
           f"content {final['content']:.3f}, style {final['style']:.3f}; curve {paths['loss_curve'].name}, "
           f"metrics {paths['metrics'].name})")

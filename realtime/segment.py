@@ -6,14 +6,13 @@ returned array is an internal buffer, valid until the next call (copy it to keep
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import warnings
 
 import cv2
 import numpy as np
 
+from nets.native import native_stderr_silenced
 from realtime.config import SEGMENT_MODELS, SegmentConfig
 from realtime.errors import ConfigError, SegmentError
 from realtime.frames import Frame
@@ -55,31 +54,6 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     a = (box(guide * src) - mean_i * mean_p) / (box(guide * guide) - mean_i * mean_i + eps)
     b = mean_p - a * mean_i
     return box(a) * guide + box(b)
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """MediaPipe's C++ side logs INFO/WARNING lines (EGL missing, XNNPACK delegate) straight to fd 2
-    before absl logging is initialised, so neither GLOG_minloglevel nor `logging` reaches them. Point
-    fd 2 at /dev/null while the graph is built and run once; Python errors raised meanwhile still
-    propagate normally as exceptions. fd 2 itself, not `sys.stderr.fileno()`: native code writes to fd 2
-    even when Python's stderr is replaced (pytest capture, IDEs)."""
-    fd = 2
-    try:
-        if sys.stderr is not None:
-            sys.stderr.flush()
-        saved = os.dup(fd)
-    except OSError:  # no fd 2 at all (pythonw on Windows): nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 class Segmenter:
