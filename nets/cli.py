@@ -220,7 +220,8 @@ TRAIN_HELP = {
 
 def cmd_train(args) -> None:
     if not Path(args.content).is_dir():
-        raise CLIError(f"Content folder {args.content} does not exist; --content needs a folder of photos.")
+        what = "is a file, not a folder" if Path(args.content).exists() else "does not exist"
+        raise CLIError(f"Content folder {args.content} {what}; --content needs a folder of photos.")
     device = resolve_device(args.device)
     chosen = {k: getattr(args, k) for k in TRAIN_FLAGS}
     if args.content_layers:
@@ -289,6 +290,9 @@ def cmd_styles(args) -> None:
 
 def cmd_fetch_vgg(args) -> None:
     path = Path(args.out) if args.out else default_weights_path()
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking:
+        raise CLIError(f"--out {path} cannot be written: {blocking} is a file, not a folder.")
     if path.is_file() and not args.force:
         try:
             VGG16(("relu5_3",), weights=path)  # every conv, strictly

@@ -112,6 +112,8 @@ def load_weights(model: VGG16, path: Path) -> None:
             key = f"{name}.{part}"
             if key not in tensors or tuple(tensors[key].shape) != tuple(param.shape):
                 raise VGGWeightsError(f"VGG16 weight file {path} does not match the network at {key}. Run: {FETCH_HINT}")
+            if not torch.isfinite(tensors[key]).all():  # damaged in place: training would diverge at step 1
+                raise VGGWeightsError(f"VGG16 weight file {path} holds NaN or infinite values at {key}. Run: {FETCH_HINT}")
             state[f"convs.{key}"] = tensors[key].float()
     model.load_state_dict(state, strict=True)
 

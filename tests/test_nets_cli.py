@@ -675,6 +675,15 @@ def test_fetch_vgg_offline(capsys, tmp_path, monkeypatch):
     assert_one_line_error(rc, err, "Could not download")
 
 
+def test_fetch_vgg_into_a_path_under_a_file_and_train_from_a_file_are_named(capsys, tmp_path, pics):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    rc, _, err = run(capsys, "fetch-vgg", "--out", blocker / "vgg.safetensors")
+    assert_one_line_error(rc, err, f"{blocker} is a file, not a folder")
+    rc, _, err = run(capsys, "train", pics["painting"], "--content", blocker, "--steps", "1")
+    assert_one_line_error(rc, err, "is a file, not a folder")
+
+
 # --- as a user runs it ------------------------------------------------------------------------------------
 
 def test_console_script_one_line_error(tmp_path):

@@ -63,6 +63,16 @@ def test_mismatched_file_fails(tmp_path):
         VGG16(("relu3_1",), weights=tmp_path / "shallow.safetensors")
 
 
+def test_a_file_with_nan_weights_is_damaged(tmp_path):
+    """A cache of the right shapes but NaN values passed as 'already at' and training then 'diverged at step 1'."""
+    real = load_file(str(default_weights_path()))
+    poisoned = dict(real, **{"conv2_1.bias": torch.full_like(real["conv2_1.bias"], float("nan"))})
+    save_file(poisoned, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(VGGWeightsError, match="NaN or infinite values at conv2_1.bias") as exc:
+        VGG16(("relu2_1",), weights=tmp_path / "nan.safetensors")
+    _one_line(exc)
+
+
 def test_corrupt_file_fails(tmp_path):
     path = tmp_path / "corrupt.safetensors"
     path.write_bytes(b"\x00\x01not a safetensors file" * 10)
