@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.display import display_problem
+from realtime.display import XWatch, display_problem
 from realtime.errors import SinkError
 from realtime.frames import Frame, check_image
 
@@ -52,6 +53,8 @@ class WindowSink:
             raise SinkError(f"Cannot open a window ({exc.msg.strip()}). Use --output FILE.mp4 or --output virtual.") from exc
         self._shown = False
         self._closed = False
+        self._lost = False  # the X server went away: no OpenCV GUI call may run again (Qt would end the process)
+        self._watch = XWatch(os.environ["DISPLAY"]) if os.environ.get("DISPLAY") and sys.platform.startswith("linux") else None
 
     def __enter__(self):
         return self
@@ -68,9 +71,17 @@ class WindowSink:
 
     def send(self, frame: Frame) -> None:
         image = check_image(frame.image)
+        if self._lost:
+            return
         self._last = image
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         self._draw_hud(bgr)
+        if self._watch is not None and not self._watch.alive():  # as closing the window: stop, keep the files
+            self._lost = True
+            log.warning("The display %s went away; stopping (a video being written keeps the frames so far).",
+                        os.environ.get("DISPLAY"))
+            self.press(ord("q"))
+            return
         try:
             cv2.imshow(self.title, bgr)
             self._shown = True
@@ -116,6 +127,10 @@ class WindowSink:
         if self._closed:
             return
         self._closed = True
+        if self._watch is not None:
+            self._watch.close()
+        if self._lost:
+            return
         try:
             cv2.destroyWindow(self.title)
             cv2.waitKey(1)

@@ -129,3 +129,58 @@ def test_a_snapshot_is_announced_and_a_failed_one_is_said_not_silent(tmp_path, c
     with caplog.at_level("WARNING"):
         assert window.snapshot() is None
     assert "snapshot not saved: /proc/stylecam_" in caplog.text and window.snapshots == [path]
+
+
+def test_the_x_watch_sees_the_server_go_away():
+    """realtime.display.XWatch: its own connection, asked once a frame; a stopped X server reads as gone."""
+    from realtime.display import XWatch
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
+    display = f":{140 + os.getpid() % 50}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        watch = XWatch(display)
+        if watch._xcb is None:
+            pytest.skip("libxcb is not installed")
+        assert watch.alive() and watch.alive()
+    finally:
+        server.kill()
+        server.wait(timeout=5)
+    assert not watch.alive()
+    watch.close()
+
+
+def test_a_lost_display_stops_like_closing_the_window_and_makes_no_more_gui_calls(monkeypatch, caplog):
+    """When the X server goes away, Qt ends the process from inside OpenCV's next GUI call (exit 1, then an
+    abort) and the video being written was lost; asked first, the window stops the run as 'q' does (files
+    are finished) and never calls OpenCV's GUI again, closing included."""
+    from realtime import window as window_module
+    from realtime.window import WindowSink
+
+    class Gone:
+        def alive(self):
+            return False
+
+        def close(self):
+            pass
+
+    def no_gui(*args, **kwargs):
+        raise AssertionError("an OpenCV GUI call after the display went away")
+
+    actions = []
+    window = WindowSink.__new__(WindowSink)
+    window.on_action, window.hud, window.quit, window.title = actions.append, None, False, "StyleCam"
+    window._watch, window._lost, window._closed, window._last = Gone(), False, False, None
+    for name in ("imshow", "waitKey", "destroyWindow", "getWindowProperty"):
+        monkeypatch.setattr(window_module.cv2, name, no_gui)
+    frame = Frame(np.zeros((24, 32, 3), np.uint8), 0, time.perf_counter())
+    with caplog.at_level("WARNING"):
+        window.send(frame)
+        window.send(frame)  # a frame already in flight
+    window.close()
+    assert actions == ["quit"] and window.quit and "went away; stopping" in caplog.text
