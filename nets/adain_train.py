@@ -40,9 +40,9 @@ from nets.cli import Parser, positive
 from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
 from nets.losses import noise_loss, shift_loss, warp_loss
 from nets.outputs import OutputError, writable
+from nets.photos import ContentPhotos, center_crop, endless, split_photos
 from nets.signals import terminate_as_interrupt
-from nets.train import (CheckpointError, ContentPhotos, center_crop, checkpoint_tensors, endless,
-                        resolve_precision, restore_checkpoint, split_photos)
+from nets.train import CheckpointError, checkpoint_tensors, resolve_precision, restore_checkpoint
 from nets.vgg import VGG16, VGGWeightsError
 
 

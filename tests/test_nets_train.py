@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 from nets_media import content_folder, write_painting, one_torch_thread  # noqa: F401 (autouse fixture)
 from nets import registry
 from nets.images import ImageError
-from nets.train import CheckpointError, TrainConfig, Trainer, endless, train
+from nets.photos import endless
+from nets.train import CheckpointError, TrainConfig, Trainer, train
 
 
 @pytest.fixture(scope="module")

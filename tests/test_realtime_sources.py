@@ -12,8 +12,9 @@ import pytest
 from conftest import read_video
 from realtime.cli import build_config, build_parser
 from realtime.config import SourceConfig
+from realtime.orientation import Orientation
 from realtime.pipeline import Pipeline
-from realtime.sources import CameraSource, ImageSource, LatestFrame, Orientation, VideoFileSource, open_source
+from realtime.sources import CameraSource, ImageSource, LatestFrame, VideoFileSource, open_source
 
 
 def test_sample_is_upscaled_and_in_the_frame_format():
