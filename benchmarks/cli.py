@@ -19,31 +19,13 @@ from typing import Callable, Iterable
 import torch
 
 from nets import registry
+from nets.cli import Parser, int_range  # noqa: F401 (the benchmark commands' parser and flag type)
 from nets.images import ImageError
 from nets.vgg import VGGWeightsError
 
 
 class BenchError(Exception):
     """An expected problem of a benchmark command (a missing folder, an unwritable output): one line, exit 1."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number from `low` (to `high`)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            span = f"from {low} to {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
-        return value
-    return parse
 
 
 threads = int_range(1)  # torch.set_num_threads(0) raises a RuntimeError deep in a run

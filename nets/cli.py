@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -74,15 +75,22 @@ def _side(text: str) -> int:
     return value
 
 
-def positive(text: str) -> int:
-    """--steps, --batch, --val-count, --val-every, --checkpoint-every: a whole number, 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1; use 1 or more")
-    return value
+def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`); the benchmark commands use it too."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}; use {low} or more")
+        return value
+    return parse
+
+
+positive = int_range(1)  # --steps, --batch, --val-count, --val-every, --checkpoint-every
 
 
 def _style_name(text: str) -> str:

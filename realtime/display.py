@@ -12,23 +12,6 @@ import os
 import sys
 
 
-def x_server_answers(name: str) -> bool | None:
-    """Whether the X server `name` (":0", "host:10") accepts a connection; None when libxcb is missing."""
-    path = ctypes.util.find_library("xcb")
-    if path is None:
-        return None
-    xcb = ctypes.CDLL(path)
-    xcb.xcb_connect.restype = ctypes.c_void_p
-    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
-    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
-    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
-    connection = xcb.xcb_connect(name.encode(), None)  # never NULL: a failed one carries its error
-    try:
-        return xcb.xcb_connection_has_error(connection) == 0
-    finally:
-        xcb.xcb_disconnect(connection)
-
-
 class _Cookie(ctypes.Structure):
     _fields_ = [("sequence", ctypes.c_uint)]
 
@@ -58,6 +41,10 @@ class XWatch:
         self._connection = xcb.xcb_connect(name.encode(), None)
         self._xcb = xcb
 
+    def connected(self) -> bool | None:
+        """Whether the connection was made (None where libxcb is missing)."""
+        return None if self._xcb is None else self._xcb.xcb_connection_has_error(self._connection) == 0
+
     def alive(self) -> bool:
         """False once the X server is gone (True where libxcb is missing: nothing to ask with)."""
         if self._xcb is None:
@@ -71,6 +58,15 @@ class XWatch:
         if self._xcb is not None:
             self._xcb.xcb_disconnect(self._connection)
             self._xcb = None
+
+
+def x_server_answers(name: str) -> bool | None:
+    """Whether the X server `name` (":0", "host:10") accepts a connection; None when libxcb is missing."""
+    watch = XWatch(name)
+    try:
+        return watch.connected()
+    finally:
+        watch.close()
 
 
 def display_problem() -> str | None:

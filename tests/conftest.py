@@ -82,13 +82,9 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 240, cwd: Path
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd or ROOT)
 
 
-@pytest.fixture(scope="session")
-def xvfb_display():
-    """A private Xvfb display (":NN"); skips when Xvfb is not installed (.ci/run installs it)."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
-    display = f":{90 + os.getpid() % 50}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+def start_xvfb(display: str, screen: str = "1024x768x24") -> subprocess.Popen:
+    """An Xvfb server on `display`, once its socket is there; skips the test when it does not start."""
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", screen, "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
@@ -96,6 +92,16 @@ def xvfb_display():
             proc.kill()
             pytest.skip("Xvfb did not start")
         time.sleep(0.1)
+    return proc
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A private Xvfb display (":NN"); skips when Xvfb is not installed (.ci/run installs it)."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
+    display = f":{90 + os.getpid() % 50}"
+    proc = start_xvfb(display)
     yield display
     proc.terminate()
     proc.wait(timeout=5)

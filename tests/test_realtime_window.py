@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, read_video
+from conftest import ROOT, read_video, start_xvfb
 from realtime.cli import build_config, build_parser
 from realtime.frames import Frame
 from realtime.sources import fit
@@ -138,14 +138,10 @@ def test_the_x_watch_sees_the_server_go_away():
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
     display = f":{140 + os.getpid() % 50}"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_xvfb(display, "320x240x24")
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
         watch = XWatch(display)
-        if watch._xcb is None:
+        if watch.connected() is None:
             pytest.skip("libxcb is not installed")
         assert watch.alive() and watch.alive()
     finally:
