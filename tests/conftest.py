@@ -82,17 +82,26 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 240, cwd: Path
                           timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd or ROOT)
 
 
-def start_xvfb(display: str, screen: str = "1024x768x24") -> subprocess.Popen:
-    """An Xvfb server on `display`, once its socket is there; skips the test when it does not start."""
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", screen, "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip("Xvfb did not start")
-        time.sleep(0.1)
-    return proc
+def start_xvfb(first: int, screen: str = "1024x768x24") -> tuple[str, subprocess.Popen]:
+    """(":NN", the process) of a private Xvfb server on the first free display from `first`, once it listens;
+    skips the test when none starts. A display whose lock names another server (one a crashed test run
+    left) is passed over, and a socket a killed server left behind is not taken for this one."""
+    for number in range(first, first + 20):
+        lock = Path(f"/tmp/.X{number}-lock")  # the server's pid, written once it is up
+        if lock.exists():
+            continue
+        proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", screen, "-nolisten", "tcp"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if int(lock.read_text().strip()) == proc.pid and Path(f"/tmp/.X11-unix/X{number}").exists():
+                    return f":{number}", proc
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        proc.kill()
+    pytest.skip("Xvfb did not start")
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +109,7 @@ def xvfb_display():
     """A private Xvfb display (":NN"); skips when Xvfb is not installed (.ci/run installs it)."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
-    display = f":{90 + os.getpid() % 50}"
-    proc = start_xvfb(display)
+    display, proc = start_xvfb(90 + os.getpid() % 50)
     yield display
     proc.terminate()
     proc.wait(timeout=5)

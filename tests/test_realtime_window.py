@@ -137,15 +137,14 @@ def test_the_x_watch_sees_the_server_go_away():
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
-    display = f":{140 + os.getpid() % 50}"
-    server = start_xvfb(display, "320x240x24")
+    display, server = start_xvfb(140 + os.getpid() % 50, "320x240x24")
     try:
         watch = XWatch(display)
         if watch.connected() is None:
             pytest.skip("libxcb is not installed")
         assert watch.alive() and watch.alive()
     finally:
-        server.kill()
+        server.terminate()  # Xvfb removes its lock and socket on SIGTERM
         server.wait(timeout=5)
     assert not watch.alive()
     watch.close()
