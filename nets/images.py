@@ -1,6 +1,7 @@
 """Image files in and out. In memory: uint8 (H, W, 3) RGB, C-contiguous; as tensors (B, 3, H, W) 0..1."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -31,9 +32,27 @@ def _header(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         header = cv2.imdecode(data, cv2.IMREAD_REDUCED_COLOR_8)  # cheap size check before a full decode
     except cv2.error as exc:  # the 1/8 resize asserts on a side under 8 px (damaged files return None instead)
         raise ImageError(f"{path} is too small (a side under {MIN_SIDE} px); use a larger image.") from exc
-    if header is None:
-        raise ImageError(f"{path} is not an image OpenCV can read.")
+    if header is None:  # (OpenCV's imdecode refuses a JPEG cut short, where imread paints its missing rows grey)
+        raise ImageError(f"{path} is cut short (a truncated JPEG); copy or download it again." if truncated_jpeg(data)
+                         else f"{path} is not an image OpenCV can read.")
     return data, header
+
+
+def truncated_jpeg(data: np.ndarray) -> bool:
+    """Whether the file's bytes are a JPEG that stops before its picture does (a copy or download cut short):
+    OpenCV decodes it anyway, the missing rows grey, and libjpeg only prints a warning. A whole JPEG ends
+    with its end-of-image marker; one that does not (some cameras append data after it) is decoded by
+    Pillow, which names a cut-short file, to be sure."""
+    if data[:2].tobytes() != b"\xff\xd8" or data[-2:].tobytes() == b"\xff\xd9":
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):  # "image file is truncated", or damage Pillow words otherwise
+        return True
+    return False
 
 
 def _too_large(path: str | Path, header: np.ndarray) -> ImageError:

@@ -25,7 +25,7 @@ import av
 import cv2
 import numpy as np
 
-from nets.images import IMAGE_SUFFIXES
+from nets.images import IMAGE_SUFFIXES, truncated_jpeg
 from realtime.config import DEFAULT_SIZE, MAX_PIXELS, SourceConfig
 from realtime.errors import SourceError, WorkerError
 from realtime.frames import Frame
@@ -159,6 +159,8 @@ class ImageSource:
         bgr = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise SourceError(f"{self.path} is not a readable image.")
+        if truncated_jpeg(np.fromfile(str(self.path), dtype=np.uint8)):  # imread painted its missing rows grey
+            log.warning("%s is cut short (a truncated JPEG): its missing part is painted grey.", self.path)
         h, w = bgr.shape[:2]
         if size is None and w * h > MAX_PIXELS:  # a phone's 50-200 MP photo: painted at 8K, not at 20x its memory
             scale = (MAX_PIXELS / (w * h)) ** 0.5
