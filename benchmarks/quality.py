@@ -49,8 +49,7 @@ def ceiling_key(recipe: dict, painting_sha256: str, photo: str, size: int, gatys
     the evaluation size and the optimizer's steps. Nothing of the fast net: a style's full and lite nets,
     or a net before and after fine-tuning with the same objective, share one ceiling."""
     return {"painting_sha256": painting_sha256,
-            **{k: recipe[k] for k in ("style_size", "content_weight", "style_weight", "tv_weight",
-                                      "content_layers", "style_layers")},
+            **registry.objective_of(recipe),
             "photo": photo, "size": size, "gatys_steps": gatys_steps, "device": device}
 
 
@@ -75,7 +74,7 @@ class Objective:
     net: torch.nn.Module
 
     def gatys_config(self, size: int, steps: int) -> gatys.GatysConfig:
-        r = self.recipe
+        r = registry.objective_of(self.recipe)
         return gatys.GatysConfig(size=size, style_size=r["style_size"], steps=steps, fine_steps=0, coarse_size=0,
                                  content_layers=tuple(r["content_layers"]), style_layers=tuple(r["style_layers"]),
                                  content_weight=r["content_weight"], style_weight=r["style_weight"],
@@ -92,11 +91,12 @@ def objective(name: str, styles_dir: Path, device: str = "cpu") -> Objective:
     recipe = registry.info(name).recipe
     painting_file = styles_dir / recipe["style_image"]
     painting = load_rgb(painting_file)
-    content_layers, style_layers = tuple(recipe["content_layers"]), tuple(recipe["style_layers"])
+    goal = registry.objective_of(recipe)
+    content_layers, style_layers = tuple(goal["content_layers"]), tuple(goal["style_layers"])
     vgg = VGG16(tuple(dict.fromkeys(content_layers + style_layers))).to(device)
     # The painting at the scale the net was trained with: the net paints strokes of a fixed size in
     # pixels, so the painting keeps its training size whatever the evaluation size.
-    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, recipe["style_size"])).to(device), content_layers,
+    criterion = PerceptualCriterion(vgg, to_tensor(resize_max(painting, goal["style_size"])).to(device), content_layers,
                                     style_layers)
     net = registry.load(name).to(device)  # fp32: quality is the network's, not a precision's
     return Objective(recipe, painting, hashlib.sha256(painting_file.read_bytes()).hexdigest(), vgg, criterion, net)

@@ -103,6 +103,7 @@ def shipped_recipe(arch: str, painting: str) -> dict | None:
     last = {**recipe, **(recipe.get("stages") or [{}])[-1]}
     flags = {k: last[k] for k in ("size", "style_size", "lr", "content_weight", "style_weight", "tv_weight",
                                   "shift_weight", "noise_weight") if last.get(k) is not None}
+    flags |= {k: last[k] for k in ("teacher", "teacher_weight") if last.get(k)}  # a distilled net goes on distilling
     return {**flags, "content_layers": ",".join(recipe["content_layers"]),
             "style_layers": ",".join(recipe["style_layers"]), "steps": int(recipe["steps"])}
 

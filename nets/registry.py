@@ -24,6 +24,16 @@ INPUT_RANGE = "RGB 0..1 in, RGB 0..1 out"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin")
 
 
+# What a net's recipe trains it towards, and so what the quality benchmark scores it against (its Gatys ceiling).
+OBJECTIVE_FIELDS = ("style_size", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers")
+
+
+def objective_of(recipe: dict) -> dict:
+    """The perceptual objective of a recipe: its own fields, or for a net distilled from a teacher without a
+    perceptual term of its own (`nets.train`, `--teacher`), the teacher's, recorded as "objective" at export."""
+    return recipe.get("objective") or {k: recipe[k] for k in OBJECTIVE_FIELDS}
+
+
 class StyleError(LookupError):
     """Unknown style name or a weight file that cannot be used."""
 

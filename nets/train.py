@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from nets import registry
 from nets.images import load_rgb, save_rgb, to_tensor, to_uint8
-from nets.losses import PerceptualCriterion, noise_loss, shift_loss, stride_lattice
+from nets.losses import PerceptualCriterion, noise_loss, shift_loss, stride_lattice, tv_loss
 from nets.outputs import OutputError, check_outputs, checkpoint_path, export_folder
 from nets.photos import ContentPhotos, center_crop, endless, split_photos
 from nets.transformer_net import ARCHS, TransformerNet
@@ -40,10 +41,11 @@ class CheckpointError(RuntimeError):
 # The recipe fields a resumed run may change (a later stage at a larger crop, a lower lr, ...): each
 # stretch of steps trained with one setting of them is recorded as a stage in the exported recipe.
 STAGE_FIELDS = ("size", "style_size", "batch", "lr", "warmup", "content_weight", "style_weight", "tv_weight",
-                "shift_weight", "noise_weight", "device", "precision")
+                "shift_weight", "noise_weight", "teacher", "teacher_weight", "device", "precision")
 # Fields added later: what stages recorded before them trained with (every earlier stage ran fp32 on a CPU).
 # "margin" is the net's (`NetConfig.margin`, the lite net's 8 px since the border fix), recorded per stage too.
-STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32", "margin": 0, "warmup": 0}
+STAGE_DEFAULTS = {"shift_weight": 0.0, "noise_weight": 0.0, "precision": "fp32", "margin": 0, "warmup": 0,
+                  "teacher": "", "teacher_weight": 0.0}
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -93,6 +95,11 @@ class TrainConfig:
     tv_weight: float = 1e-2
     shift_weight: float = 0.0  # nets.losses.shift_loss: against textures locked to the net's stride grid
     noise_weight: float = 0.0  # nets.losses.noise_loss: against strokes that change with pixel noise (flicker)
+    # distillation: a registered net of the same painting (e.g. full.NAME for a lite net) whose output this
+    # net learns to match, mean squared difference of 0..1 pixels. With content and style weight 0 the VGG16
+    # criterion is skipped in training steps (validation still scores it): ~4x cheaper steps (docs/styles.md).
+    teacher: str = ""
+    teacher_weight: float = 0.0
     precision: str = "auto"  # of the training step's forward passes (resolve_precision); validation runs fp32
     content_layers: tuple[str, ...] = ("relu2_2",)
     style_layers: tuple[str, ...] = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -114,6 +121,18 @@ class TrainConfig:
     @property
     def name(self) -> str:
         return self.style_name or Path(self.style_image).stem
+
+
+def load_teacher(cfg: TrainConfig, device: torch.device) -> TransformerNet:
+    """The registered net `cfg.teacher`, frozen, for distillation; CheckpointError if it was trained on
+    another painting (its output is not this style's)."""
+    entry = registry.info(cfg.teacher)  # an unknown name: StyleError listing the known ones
+    painting = entry.recipe.get("style_image", "")
+    if painting and painting != Path(cfg.style_image).name:
+        raise CheckpointError(f"--teacher {entry.name} was trained on {painting}, not {Path(cfg.style_image).name}; "
+                              "use a net of the same painting.")
+    teacher = registry.load(entry.name).to(device, memory_format=torch.channels_last).eval()
+    return teacher.requires_grad_(False)
 
 
 def checkpoint_tensors(net: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -157,6 +176,7 @@ class Trainer:
         vgg = VGG16(tuple(dict.fromkeys(cfg.content_layers + cfg.style_layers))).to(self.device, memory_format=torch.channels_last)
         self.criterion = PerceptualCriterion(vgg, to_tensor(self.style_rgb).to(self.device), cfg.content_layers, cfg.style_layers)
         self.net = TransformerNet(ARCHS[cfg.arch]).to(self.device, memory_format=torch.channels_last)
+        self.teacher = load_teacher(cfg, self.device) if cfg.teacher else None
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.bf16 = cfg.precision == "bf16"  # bf16 keeps fp32's exponent range: no loss scaling
         self.step, self.history = 0, []
@@ -169,19 +189,23 @@ class Trainer:
 
     def loss(self, batch: torch.Tensor, low_precision: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.cfg
+        # a distillation step with no perceptual weight skips VGG16; validation (fp32) always scores it
+        perceptual = cfg.content_weight or cfg.style_weight or not low_precision
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16 and low_precision):
-            targets = self.criterion.content_targets(batch)
+            targets = self.criterion.content_targets(batch) if perceptual else None
             output = self.net(batch)
-            terms = self.criterion(output, targets)
+            terms = self.criterion(output, targets) if perceptual else {"tv": tv_loss(output)}
+            if self.teacher is not None:
+                with torch.no_grad():
+                    expected = self.teacher(batch)
+                terms["teacher"] = F.mse_loss(output.float(), expected.float())
             if cfg.shift_weight:
                 terms["shift"] = shift_loss(self.net, batch, output, self.net.config.stride)
             if cfg.noise_weight:
                 terms["noise"] = noise_loss(self.net, batch, output)
-        total = cfg.content_weight * terms["content"] + cfg.style_weight * terms["style"] + cfg.tv_weight * terms["tv"]
-        if cfg.shift_weight:
-            total = total + cfg.shift_weight * terms["shift"]
-        if cfg.noise_weight:
-            total = total + cfg.noise_weight * terms["noise"]
+        weights = {"content": cfg.content_weight, "style": cfg.style_weight, "tv": cfg.tv_weight,
+                   "shift": cfg.shift_weight, "noise": cfg.noise_weight, "teacher": cfg.teacher_weight}
+        total = sum(weights[k] * term for k, term in terms.items())
         return total, {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}
 
     @torch.no_grad()
@@ -279,7 +303,7 @@ class Trainer:
                 self.step += 1
                 self.history.append({"step": self.step, **{k: round(v, 6) for k, v in terms.items()}})
                 bar.update(1)
-                bar.set_postfix(content=f"{terms['content']:.3f}", style=f"{terms['style']:.3f}")
+                bar.set_postfix({k: f"{terms[k]:.3g}" for k in ("content", "style", "teacher") if k in terms})
                 if not math.isfinite(terms["total"]):
                     raise FloatingPointError(f"Training diverged at step {self.step} (loss {terms['total']}); lower --lr.")
                 if self.step % cfg.checkpoint_every == 0:
@@ -310,6 +334,8 @@ class Trainer:
         recipe |= {"style_image": Path(cfg.style_image).name, "device": str(self.device), "steps": self.step,
                    "train_seconds": round(sum(seconds), 1) if stages and None not in seconds else result["seconds"],
                    "images_seen": sum((x["steps"][1] - x["steps"][0]) * x["batch"] for x in stages) or self.step * cfg.batch}
+        if cfg.teacher and not (cfg.content_weight or cfg.style_weight):  # distilled: the teacher's goal is its goal
+            recipe["objective"] = registry.objective_of(registry.info(cfg.teacher).recipe)
         if len(stages) > 1:  # trained in stages (resumed with another recipe): the top-level fields are the last one's
             recipe["stages"] = stages
         metrics = {"val_content": round(result["val"]["content"], 5), "val_style": round(result["val"]["style"], 5),
@@ -325,10 +351,11 @@ def plot_losses(history: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in ("content", "style", "total"):
-        ax.plot(steps, [h[key] for h in history], label=key, linewidth=0.8)
+    for key in ("content", "style", "teacher", "total"):
+        points = [(h["step"], h[key]) for h in history if key in h]  # a distillation stage logs no content
+        if points:
+            ax.plot(*zip(*points), label=key, linewidth=0.8)
     val = [(h["step"], h["val"]["style"]) for h in history if "val" in h]
     if val:
         ax.plot(*zip(*val), "o", label="val style")

@@ -59,6 +59,18 @@ def test_a_ceiling_is_reused_only_for_the_same_painting_and_objective(styles_dir
     assert "gatys_from" not in next(iter(repainted["per_photo"].values()))
 
 
+def test_a_distilled_net_is_scored_against_its_teachers_objective():
+    """A net distilled with no perceptual weight of its own (`--teacher`) records its teacher's objective: its
+    Gatys ceiling is the teacher's (the same key), not an optimization of a style weight of 0."""
+    teacher = {"style_image": "p.jpg", "style_size": 256, "content_weight": 1.0, "style_weight": 2.0, "tv_weight": 0.01,
+               "content_layers": ["relu2_2"], "style_layers": ["relu1_2", "relu2_2"]}
+    student = {**teacher, "content_weight": 0.0, "style_weight": 0.0, "teacher": "full.p", "teacher_weight": 100.0,
+               "objective": registry.objective_of(teacher)}
+    keys = [quality.ceiling_key(r, "sha", "astronaut", 512, 100, "cpu") for r in (teacher, student)]
+    assert keys[0] == keys[1] and keys[1]["style_weight"] == 2.0
+    assert quality.ceiling_key({**student, "objective": None}, "sha", "astronaut", 512, 100, "cpu")["style_weight"] == 0.0
+
+
 def test_a_damaged_results_file_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(quality, "RESULTS", tmp_path)
     (tmp_path / "quality.json").write_text("{not json")

@@ -10,6 +10,7 @@ import torch
 
 from nets_media import content_folder, write_painting
 from nets import batch, carry, registry
+from nets.transformer_net import build
 
 
 def brought_back(prefix, tmp_path):
@@ -82,6 +83,23 @@ def test_from_shipped_can_scale_each_shipped_style_weight(monkeypatch, tmp_path)
                               style_weight=2.0, shift_weight=0.0, noise_weight=0.0)
     cmd = batch.train_command(tmp_path / "udnie.jpg", args, tmp_path / "w", tmp_path / "r")
     assert cmd[cmd.index("--style-weight") + 1] == "3.0" and cmd[cmd.index("--steps") + 1] == "150"
+
+
+def test_from_shipped_goes_on_distilling_a_distilled_net(monkeypatch, tmp_path):
+    """A net whose last stage learned from a teacher (content and style weight 0) is continued with that
+    teacher: without it the continued stage would have nothing to learn."""
+    stage = {"size": 256, "style_size": 256, "lr": 1e-3, "content_weight": 0.0, "style_weight": 0.0, "tv_weight": 0.01,
+             "shift_weight": 200.0, "noise_weight": 500.0}
+    recipe = {**stage, "content_layers": ["relu2_2"], "style_layers": ["relu1_2"], "steps": 300,
+              "stages": [{**stage, "style_weight": 2.0, "content_weight": 1.0, "teacher": "", "teacher_weight": 0.0},
+                         {**stage, "teacher": "full.swirl", "teacher_weight": 100.0}]}
+    registry.register(build("lite"), "lite", "swirl", tmp_path, recipe=recipe)
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(tmp_path))
+    flags = batch.shipped_recipe("lite", "swirl")
+    assert flags["teacher"] == "full.swirl" and flags["teacher_weight"] == 100.0 and flags["style_weight"] == 0.0
+    recipe["stages"].pop()
+    registry.register(build("lite"), "lite", "swirl", tmp_path, recipe=recipe)
+    assert "teacher" not in batch.shipped_recipe("lite", "swirl")  # not an empty --teacher flag
 
 
 def test_pack_spreads_a_photo_subset_shrinks_paintings_and_cuts_parts(tmp_path):

@@ -445,20 +445,28 @@ def test_styles_empty(capsys, tmp_path, monkeypatch):
                                             ("val-size", ["--val-size 8", "at least 16"]),
                                             ("init-unknown", ["lite.nothing", "Known"]),
                                             ("shift-negative", ["--shift-weight -1", "negative"]),
-                                            ("noise-negative", ["--noise-weight -2", "negative"])])
+                                            ("noise-negative", ["--noise-weight -2", "negative"]),
+                                            ("teacher-alone", ["--teacher and --teacher-weight go together"]),
+                                            ("teacher-weight-alone", ["--teacher and --teacher-weight go together"]),
+                                            ("nothing-to-learn", ["all 0", "learn nothing"]),
+                                            ("teacher-unknown", ["full.nothing", "Known"])])
 def test_train_errors(capsys, tmp_path, pics, problem, words):
     content = tmp_path / "content"
     if problem != "no-dir":
         content.mkdir()
         write_photo(content / "only.png", "coffee", 64)
     style = tmp_path / "absent.png" if problem == "no-style" else pics["painting"]
-    if problem in ("no-style", "init-unknown"):
+    if problem in ("no-style", "init-unknown", "teacher-unknown"):
         write_photo(content / "two.png", "chelsea", 64)
         write_photo(content / "three.png", "rocket", 64)
     extra = {"layer": ["--style-layers", "relu1_2,relu9_9"], "size": ["--size", "12"],
              "val-size": ["--val-size", "8"],
              "init-unknown": ["--init-from", "lite.nothing", "--size", "64", "--val-size", "64", "--batch", "1"],
-             "shift-negative": ["--shift-weight", "-1"], "noise-negative": ["--noise-weight", "-2"]}.get(problem, [])
+             "shift-negative": ["--shift-weight", "-1"], "noise-negative": ["--noise-weight", "-2"],
+             "teacher-alone": ["--teacher", "full.udnie"], "teacher-weight-alone": ["--teacher-weight", "1"],
+             "nothing-to-learn": ["--content-weight", "0", "--style-weight", "0"],
+             "teacher-unknown": ["--teacher", "full.nothing", "--teacher-weight", "1", "--size", "64", "--val-size", "64",
+                                 "--batch", "1"]}.get(problem, [])
     rc, _, err = run(capsys, "train", style, "--content", content, "--val-count", "2", "--out-dir", tmp_path / "run",
                      "--no-progress", "--device", "cpu", *extra)
     assert_one_line_error(rc, err, *words)

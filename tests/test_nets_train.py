@@ -200,6 +200,56 @@ def test_the_shift_and_noise_losses_are_training_terms_when_weighted(cfg, tmp_pa
     assert term not in Trainer(replace(cfg, out_dir=str(tmp_path / "off"))).loss(batch)[1]
 
 
+def test_a_net_distilled_from_a_teacher_learns_its_output_without_vgg_and_keeps_its_objective(cfg, tmp_path, monkeypatch):
+    """--teacher: the net matches a registered net's output; with no perceptual weight a step never runs the
+    VGG16 criterion, and the exported recipe keeps the teacher's objective for the quality benchmark."""
+    teacher_dir = tmp_path / "teacher"
+    train(replace(cfg, out_dir=str(tmp_path / "t"), weights_dir=str(teacher_dir), style_name="seed"), progress=False)
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(teacher_dir))  # the teacher comes from the registry
+    student = replace(cfg, steps=30, content_weight=0.0, style_weight=0.0, teacher="lite.seed", teacher_weight=1.0,
+                      style_name="student", out_dir=str(tmp_path / "s"), weights_dir=str(tmp_path / "out"))
+    trainer = Trainer(student)
+
+    class Counted:  # the VGG16 criterion, counting its uses
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def __call__(self, *args, **kwargs):
+            self.calls += 1
+            return self.inner(*args, **kwargs)
+
+        def content_targets(self, batch):
+            self.calls += 1
+            return self.inner.content_targets(batch)
+
+    trainer.criterion = counted = Counted(trainer.criterion)
+    total, terms = trainer.loss(next(iter(trainer.loader)))
+    assert counted.calls == 0 and set(terms) == {"teacher", "tv", "total"}
+    assert float(total.detach()) == pytest.approx(terms["teacher"] + cfg.tv_weight * terms["tv"], rel=1e-5)
+    assert set(trainer.validate()) >= {"content", "style"} and counted.calls  # validation still scores
+
+    def gap() -> float:
+        with torch.no_grad():
+            return float(((trainer.net(trainer.val_batch) - trainer.teacher(trainer.val_batch)) ** 2).mean())
+
+    before = gap()
+    result = trainer.run(progress=False)
+    assert gap() < 0.5 * before  # photos it never trained on
+    recipe = trainer.export(result).recipe
+    assert recipe["teacher"] == "lite.seed" and recipe["teacher_weight"] == 1.0  # one stage: the top-level fields
+    assert recipe["style_weight"] == 0.0 and registry.objective_of(recipe) == registry.objective_of(
+        registry.info("lite.seed").recipe) and registry.objective_of(recipe)["style_weight"] == cfg.style_weight
+
+
+def test_a_teacher_trained_on_another_painting_is_refused(cfg, tmp_path, monkeypatch):
+    teacher_dir = tmp_path / "teacher"
+    train(replace(cfg, steps=2, out_dir=str(tmp_path / "t"), weights_dir=str(teacher_dir), style_name="seed"), progress=False)
+    monkeypatch.setenv("STYLECAM_WEIGHTS", str(teacher_dir))
+    other = write_painting(tmp_path / "other.png", 96)
+    with pytest.raises(CheckpointError, match="trained on pattern.png, not other.png"):
+        Trainer(replace(cfg, style_image=str(other), teacher="lite.seed", teacher_weight=1.0, out_dir=str(tmp_path / "s")))
+
+
 def test_max_seconds_stops_the_run_and_exports_the_steps_reached(cfg, tmp_path):
     timed = replace(cfg, steps=10_000, max_seconds=1e-3, out_dir=str(tmp_path / "run"), weights_dir=str(tmp_path / "w"),
                     style_name="timed")
