@@ -109,6 +109,10 @@ def xvfb_display():
     """A private Xvfb display (":NN"); skips when Xvfb is not installed (.ci/run installs it)."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb xdotool)")
+    # A window opened in this process loads Mesa's GL (llvmpipe, with its own LLVM) through OpenCV's Qt;
+    # triton's libtriton (LLVM too), which torch loads lazily through torch._dynamo when a later test makes
+    # its first optimizer, then crashed the process as it loaded (exit 139). Loaded first, they coexist.
+    import torch._dynamo  # noqa: F401
     display, proc = start_xvfb(90 + os.getpid() % 50)
     yield display
     proc.terminate()
