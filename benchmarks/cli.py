@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import torch
 
 from nets import registry
-from nets.cli import Parser, int_range  # noqa: F401 (the benchmark commands' parser and flag type)
+from nets.args import Parser, int_range  # noqa: F401 (the benchmark commands' parser and flag type)
 from nets.images import ImageError
 from nets.vgg import VGGWeightsError
 

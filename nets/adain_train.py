@@ -36,7 +36,7 @@ from safetensors import SafetensorError
 from tqdm import tqdm
 
 from nets import adain, registry
-from nets.cli import Parser, positive
+from nets.args import Parser, positive
 from nets.images import IMAGE_SUFFIXES, ImageError, load_rgb, save_rgb, to_tensor, to_uint8
 from nets.losses import noise_loss, shift_loss, warp_loss
 from nets.outputs import OutputError, writable

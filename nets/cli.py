@@ -4,117 +4,34 @@ This is the edge of `nets/`: it parses flags into the frozen configs, resolves t
 ("auto" -> cuda if available, else cpu), computes the MediaPipe person mask for `gatys --mask`
 (mediapipe is imported here only, lazily: training and Gatys code must run where it is absent), and
 turns every expected error into exactly one line on stderr and a non-zero exit. Outputs never
-overwrite inputs.
+overwrite inputs. `train`'s flags and command are in `nets.train_cli`; the flag types and the one-line
+parser, shared with the other commands, in `nets.args`.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from nets import adain, gatys, registry
+from nets import adain, gatys, registry, train_cli
+from nets.args import CLIError, Parser, guard_outputs, layer_names, resolve_device, side, weighted_layers
 from nets.images import ImageError, check_output, load_rgb, resize_max, save_rgb, to_tensor, to_uint8
 from nets.outputs import OutputError
 from nets.registry import StyleError
 from nets.signals import terminate_as_interrupt
-from nets.train import CREDITS, PRECISIONS, CheckpointError, TrainConfig, train
-from nets.transformer_net import ARCHS, pad_to_stride
-from nets.vgg import LAYER_NAMES, VGG16, VGGWeightsError, default_weights_path, fetch
+from nets.train import CheckpointError
+from nets.transformer_net import pad_to_stride
+from nets.vgg import VGG16, VGGWeightsError, default_weights_path, fetch
 
 log = logging.getLogger(__name__)
-
-
-class CLIError(Exception):
-    """A problem with the command line itself (bad device, missing folder, output onto an input)."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise CLIError(f"Unknown device {name!r}; use auto, cpu or cuda[:N].") from exc
-    if device.type not in ("cpu", "cuda"):  # torch.device takes mps, xpu, meta... that this build cannot run
-        raise CLIError(f"Unsupported device {name!r}; use auto, cpu or cuda[:N].")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto.")
-    return device
-
-
-def guard_outputs(outputs: list[Path], inputs: list[Path]) -> None:
-    ins = {Path(p).resolve() for p in inputs}
-    for out in outputs:
-        if Path(out).resolve() in ins:
-            raise CLIError(f"Output {out} would overwrite an input; choose another --out.")
-
-
-def _side(text: str) -> int:
-    """--max-side: a whole number of pixels, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of pixels") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; use 0 (full size) or a side in pixels")
-    return value
-
-
-def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: a whole number from `low` (to `high`); the benchmark commands use it too."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if high is not None and not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is less than {low}; use {low} or more")
-        return value
-    return parse
-
-
-positive = int_range(1)  # --steps, --batch, --val-count, --val-every, --checkpoint-every
-
-
-def _style_name(text: str) -> str:
-    """--name names files (ARCH.NAME.safetensors, its checkpoint): a file stem, no folder in it."""
-    if text.startswith(".") or len(text) > 200 or any(c in text for c in "/\\\0"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a file name; use letters, digits, _ or - (no / or leading .)")
-    return text
-
-
-def _layers(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _style_layers(text: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """"relu1_1,relu2_1" or "relu1_1:2,relu2_1:0.5" -> (names, weights); weights () when none given."""
-    names, weights = [], []
-    for item in _layers(text):
-        name, _, weight = item.partition(":")
-        names.append(name)
-        try:
-            weights.append(float(weight) if weight else 1.0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad layer weight in {item!r}; use NAME:WEIGHT") from None
-    return tuple(names), (tuple(weights) if ":" in text else ())
 
 
 def person_mask(rgb: np.ndarray) -> np.ndarray:
@@ -204,75 +121,6 @@ def cmd_gatys(args) -> int:
     return 130 if metrics["interrupted"] else 0  # the image so far is saved, but the run did not finish
 
 
-TRAIN_FLAGS = ("arch", "size", "style_size", "batch", "steps", "lr", "warmup", "content_weight", "style_weight", "tv_weight",
-               "shift_weight", "noise_weight", "val_count", "val_size", "val_every", "checkpoint_every", "out_dir", "weights_dir", "seed",
-               "init_from", "max_seconds", "precision", "teacher", "teacher_weight")
-TRAIN_CHOICES = {"precision": PRECISIONS}
-TRAIN_TYPES = dict.fromkeys(("batch", "steps", "val_count", "val_every", "checkpoint_every"), positive)
-
-
-TRAIN_HELP = {
-    "shift_weight": "weight of the loss against textures locked to the net's stride grid (nets.losses.shift_loss); ",
-    "noise_weight": "weight of the loss against strokes that change with pixel noise, the full nets' flicker "
-                    "(nets.losses.noise_loss); ",
-    "warmup": "steps over which this run's learning rate rises to --lr (for short --init-from runs: a fresh "
-              "Adam's first steps set the trained weights back, docs/styles.md); ",
-    "init_from": "without a checkpoint, start from this registered style's weights (e.g. lite.udnie) with a fresh "
-                 "optimizer; --steps is the total, its steps included; ",
-    "precision": "of the training step's forward passes (VGG16 above all): auto = bf16 where the device computes it "
-                 "in hardware (CUDA; a CPU with AVX512-BF16 or AMX), else fp32; ",
-    "teacher": "distil: a registered net of the same painting (e.g. full.NAME) whose output this net learns to "
-               "match; with --content-weight 0 --style-weight 0 a step skips VGG16 (~4x faster); ",
-    "teacher_weight": "weight of the mean squared difference from --teacher's output; ",
-    "max_seconds": "stop after so many seconds of training and export the steps reached (a time-boxed GPU call); "
-                   "0 = no limit; ",
-}
-
-
-def cmd_train(args) -> None:
-    if not Path(args.content).is_dir():
-        what = "is a file, not a folder" if Path(args.content).exists() else "does not exist"
-        raise CLIError(f"Content folder {args.content} {what}; --content needs a folder of photos.")
-    device = resolve_device(args.device)
-    chosen = {k: getattr(args, k) for k in TRAIN_FLAGS}
-    if args.content_layers:
-        chosen["content_layers"] = args.content_layers
-    if args.style_layers:
-        chosen["style_layers"] = args.style_layers
-    for flag in ("shift_weight", "noise_weight", "teacher_weight", "max_seconds", "warmup"):
-        if getattr(args, flag) < 0:
-            raise CLIError(f"--{flag.replace('_', '-')} {getattr(args, flag):g} is negative; use 0 (off) or more.")
-    if bool(args.teacher) != bool(args.teacher_weight):
-        raise CLIError("--teacher and --teacher-weight go together: name the net to match and give its weight above 0.")
-    if not (args.content_weight or args.style_weight or args.teacher_weight):
-        raise CLIError("--content-weight, --style-weight and --teacher-weight are all 0: the net would learn nothing.")
-    stride = ARCHS[args.arch].stride  # crops go through the net whole: sides must be multiples of its stride
-    for flag, side in (("--size", args.size), ("--val-size", args.val_size)):
-        if side % stride or side < 2 * stride:
-            raise CLIError(f"{flag} {side} does not fit the {args.arch} net: use a multiple of {stride}, at least {2 * stride}.")
-    unknown = [n for n in chosen.get("content_layers", ()) + chosen.get("style_layers", ()) if n not in LAYER_NAMES]
-    if unknown:
-        raise CLIError(f"Unknown VGG16 layer(s) {', '.join(unknown)}; e.g. relu1_2, relu2_2, relu3_3, relu4_3, conv4_2.")
-    credits = {k: getattr(args, k) for k in CREDITS}
-    cfg = TrainConfig(style_image=args.style_image, content_dir=args.content, style_name=args.name,
-                      device=str(device), **chosen, **credits)
-    if args.print_config:
-        print(json.dumps(asdict(cfg), indent=2))
-    result = train(cfg, resume=args.resume, progress=not args.no_progress, export=not args.no_export,
-                   replace=args.replace)
-    val = result["val"]
-    speed = (f"{result['images_per_s']} images/s" if result["new_steps"]
-             else "all of them in the checkpoint already, none trained now")
-    if result["out_of_time"]:
-        speed += f" (stopped by --max-seconds {args.max_seconds:g}, {cfg.steps} asked for)"
-    line = (f"trained {cfg.arch}.{cfg.name}: {result['steps']} steps, {speed}, "
-            f"val content {val['content']:.4f}, val style {val['style']:.4f}")
-    if "exported" in result:
-        folder = Path(cfg.weights_dir) if cfg.weights_dir else registry.weights_dir()
-        line += f"; registered {result['exported']['name']} in {folder / result['exported']['file']}"
-    print(line)
-
-
 def cmd_styles(args) -> None:
     """The registered styles, each weight file checked (it exists, its sha256: ~0.2 s for weights/'s 39 MB);
     a missing or damaged one is marked on its line, and the command fails after the list."""
@@ -321,10 +169,6 @@ def cmd_fetch_vgg(args) -> None:
     print(f"VGG16 ImageNet weights written to {written}")
 
 
-def _default(name: str):
-    return next(f.default for f in fields(TrainConfig) if f.name == name)
-
-
 def build_parser() -> Parser:
     parser = Parser(prog="stylecam", description="Style transfer for stills, and training of style networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -338,7 +182,7 @@ def build_parser() -> Parser:
     p.add_argument("--style", required=True, help="registered style, e.g. lite.starry_night (see `stylecam styles`), "
                    "or any painting's image file (A.jpg+B.jpg mixes two, A.jpg@0.7+B.jpg@0.3 weighs them)")
     p.add_argument("--out", help="output image (default: IMAGE's folder, NAME.stylized.png)")
-    p.add_argument("--max-side", type=_side, default=1024, help="downscale longer side to this first; 0 = full size")
+    p.add_argument("--max-side", type=side, default=1024, help="downscale longer side to this first; 0 = full size")
     p.add_argument("--alpha", type=float, default=1.0, help="a painting's file as --style: 0..1, how much of the "
                    "painting against the photo (AdaIN's content-style trade-off; default 1)")
     p.set_defaults(func=cmd_stylize)
@@ -354,8 +198,8 @@ def build_parser() -> Parser:
     p.add_argument("--steps", type=int, default=d.steps, help="iterations at the coarsest level")
     p.add_argument("--fine-steps", type=int, default=d.fine_steps, help="iterations at each finer level")
     p.add_argument("--lr", type=float, default=d.lr, help="0 = optimizer default (lbfgs 1.0, adam 0.02)")
-    p.add_argument("--content-layers", type=_layers, default=d.content_layers, help="e.g. relu2_2, conv4_2 or relu2_2,conv4_2")
-    p.add_argument("--style-layers", type=_style_layers, default=(d.style_layers, ()),
+    p.add_argument("--content-layers", type=layer_names, default=d.content_layers, help="e.g. relu2_2, conv4_2 or relu2_2,conv4_2")
+    p.add_argument("--style-layers", type=weighted_layers, default=(d.style_layers, ()),
                    help="comma list, optional weights: relu1_1:1,relu2_1:0.5,...")
     p.add_argument("--content-weight", type=float, default=d.content_weight)
     p.add_argument("--style-weight", type=float, default=d.style_weight, help="content/style ratio = content/style weight")
@@ -368,28 +212,7 @@ def build_parser() -> Parser:
     p.add_argument("--print-config", action="store_true", help="print the resolved settings first")
     p.set_defaults(func=cmd_gatys)
 
-    p = sub.add_parser("train", help="train a feed-forward style network on a folder of photos", parents=[compute])
-    p.add_argument("style_image")
-    p.add_argument("--content", required=True, help="folder of content photos")
-    p.add_argument("--name", type=_style_name, default="", help="style name (default: the style image's file stem)")
-    p.add_argument("--arch", choices=sorted(ARCHS), default=_default("arch"))
-    for flag in TRAIN_FLAGS[1:]:
-        value = _default(flag)
-        hint = "the registry's folder (weights/, or $STYLECAM_WEIGHTS)" if flag == "weights_dir" else repr(value)
-        p.add_argument("--" + flag.replace("_", "-"), type=TRAIN_TYPES.get(flag, type(value)), default=value,
-                       choices=TRAIN_CHOICES.get(flag),
-                       help=TRAIN_HELP.get(flag, "") + f"default {hint}")
-    p.add_argument("--content-layers", type=_layers, help=f"default {','.join(_default('content_layers'))}")
-    p.add_argument("--style-layers", type=_layers, help=f"default {','.join(_default('style_layers'))}")
-    for flag in CREDITS:  # for paintings that weights/paintings.json lacks (or credits wrongly)
-        p.add_argument("--" + flag, default="", help=f"the {flag} credited in the manifest; overrides weights/paintings.json")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True, help="continue from the checkpoint")
-    p.add_argument("--no-export", action="store_true", help="do not register the weights at the end")
-    p.add_argument("--replace", action="store_true", help="replace a style of the same name that another run "
-                   "registered in the weights folder (rerunning a command that resumes its checkpoint needs no flag)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--print-config", action="store_true", help="print the resolved settings first")
-    p.set_defaults(func=cmd_train)
+    train_cli.add_parser(sub, compute)
 
     p = sub.add_parser("styles", help="list the registered styles")
     p.set_defaults(func=cmd_styles)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nets_media import content_folder, write_painting, write_photo, one_torch_thread  # noqa: F401
-from nets import cli, registry
+from nets import cli, registry, train_cli
 from nets.images import load_rgb
 from nets.train import Trainer
 from nets.transformer_net import build
@@ -475,7 +475,7 @@ def test_train_errors(capsys, tmp_path, pics, problem, words):
 def test_train_interrupt_says_how_to_resume(capsys, tmp_path, pics, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "train", interrupted)
+    monkeypatch.setattr(train_cli, "train", interrupted)
     (tmp_path / "c").mkdir()
     rc, _, err = run(capsys, "train", pics["painting"], "--content", tmp_path / "c")
     assert rc == 130
