@@ -10,17 +10,37 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import time
 
 
 class _Cookie(ctypes.Structure):
     _fields_ = [("sequence", ctypes.c_uint)]
 
 
+class _ScreenIterator(ctypes.Structure):
+    _fields_ = [("data", ctypes.POINTER(ctypes.c_uint32)), ("rem", ctypes.c_int), ("index", ctypes.c_int)]  # data -> root first
+
+
+class _ReplyHead(ctypes.Structure):  # the 8 bytes every reply starts with, then the reply's own fields
+    _fields_ = [("response_type", ctypes.c_uint8), ("pad", ctypes.c_uint8), ("sequence", ctypes.c_uint16),
+                ("length", ctypes.c_uint32)]
+
+
+class _AtomReply(ctypes.Structure):
+    _fields_ = [("head", _ReplyHead), ("atom", ctypes.c_uint32)]
+
+
+WM_NAME, ANY_TYPE = 39, 0  # predefined atom; XCB_GET_PROPERTY_TYPE_ANY
+
+
 class XWatch:
     """A connection of our own to the X server the window is on, asked once a frame whether the server is
-    still there. When it goes away (an ssh -X session drops, xkill, the server restarts), Qt ends the
-    process from inside OpenCV's next GUI call (exit 1, then an abort), losing the video being written;
-    asked first, the pipeline stops cleanly and keeps it. One round trip: ~0.1 ms on a local socket."""
+    still there, and whether our window is. When the server goes away (an ssh -X session drops, the server
+    restarts) or our window's client is killed (`xkill` on the window), Qt ends the process from inside
+    OpenCV's next GUI call ("The X11 connection broke", exit 1 or an abort), losing the video being
+    written; asked first, the pipeline stops cleanly and keeps it. A window destroyed from outside
+    (`xdotool windowclose`) left Qt reporting it visible, and the run went on with no window. One round
+    trip each: ~0.1 ms on a local socket."""
 
     def __init__(self, name: str):
         path = ctypes.util.find_library("xcb")
@@ -36,10 +56,31 @@ class XWatch:
         xcb.xcb_get_input_focus.argtypes = [ctypes.c_void_p]
         xcb.xcb_get_input_focus_reply.restype = ctypes.c_void_p
         xcb.xcb_get_input_focus_reply.argtypes = [ctypes.c_void_p, _Cookie, ctypes.c_void_p]
+        for call, args in (("xcb_get_window_attributes", [ctypes.c_uint32]), ("xcb_query_tree", [ctypes.c_uint32]),
+                           ("xcb_intern_atom", [ctypes.c_uint8, ctypes.c_uint16, ctypes.c_char_p]),
+                           ("xcb_get_property", [ctypes.c_uint8, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32,
+                                                 ctypes.c_uint32, ctypes.c_uint32])):
+            getattr(xcb, call).restype = _Cookie
+            getattr(xcb, call).argtypes = [ctypes.c_void_p, *args]
+            getattr(xcb, call + "_reply").restype = ctypes.c_void_p
+            getattr(xcb, call + "_reply").argtypes = [ctypes.c_void_p, _Cookie, ctypes.POINTER(ctypes.c_void_p)]
+        xcb.xcb_get_setup.restype = ctypes.c_void_p
+        xcb.xcb_get_setup.argtypes = [ctypes.c_void_p]
+        xcb.xcb_setup_roots_iterator.restype = _ScreenIterator
+        xcb.xcb_setup_roots_iterator.argtypes = [ctypes.c_void_p]
+        xcb.xcb_query_tree_children.restype = ctypes.POINTER(ctypes.c_uint32)
+        xcb.xcb_query_tree_children_length.restype = ctypes.c_int
+        xcb.xcb_get_property_value.restype = ctypes.c_void_p
+        xcb.xcb_get_property_value_length.restype = ctypes.c_int
+        for call in ("xcb_query_tree_children", "xcb_query_tree_children_length", "xcb_get_property_value",
+                     "xcb_get_property_value_length"):
+            getattr(xcb, call).argtypes = [ctypes.c_void_p]
         self._libc = ctypes.CDLL(None)
         self._libc.free.argtypes = [ctypes.c_void_p]
         self._connection = xcb.xcb_connect(name.encode(), None)
         self._xcb = xcb
+        self.window: int | None = None  # our window's X id, once `window_gone` has found it
+        self._next_search = 0.0  # a search walks the window tree (two round trips a window): at most once a second
 
     def connected(self) -> bool | None:
         """Whether the connection was made (None where libxcb is missing)."""
@@ -53,6 +94,61 @@ class XWatch:
         if reply:
             self._libc.free(reply)
         return bool(reply) and self._xcb.xcb_connection_has_error(self._connection) == 0
+
+    def _reply(self, call: str, *args) -> int | None:
+        """The reply of one request (a pointer the caller frees), or None on an X error (freed here)."""
+        xcb, error = self._xcb, ctypes.c_void_p()
+        reply = getattr(xcb, call + "_reply")(self._connection, getattr(xcb, call)(self._connection, *args), ctypes.byref(error))
+        if error.value:
+            self._libc.free(error)
+        return reply or None
+
+    def _property(self, window: int, atom: int) -> bytes:
+        reply = self._reply("xcb_get_property", 0, window, atom, ANY_TYPE, 0, 64)
+        if reply is None:
+            return b""
+        try:
+            return ctypes.string_at(self._xcb.xcb_get_property_value(reply), self._xcb.xcb_get_property_value_length(reply))
+        finally:
+            self._libc.free(reply)
+
+    def _children(self, window: int) -> list[int]:
+        reply = self._reply("xcb_query_tree", window)
+        if reply is None:
+            return []
+        try:
+            return self._xcb.xcb_query_tree_children(reply)[:self._xcb.xcb_query_tree_children_length(reply)]
+        finally:
+            self._libc.free(reply)
+
+    def find_window(self, title: str) -> int | None:
+        """The X id of this process's top-level window named `title` (_NET_WM_PID and WM_NAME), looked for
+        among the root's children and theirs (a window manager's frame holds the window one level down)."""
+        reply = self._reply("xcb_intern_atom", 1, len(b"_NET_WM_PID"), b"_NET_WM_PID")
+        if reply is None:
+            return None
+        pid_atom = ctypes.cast(reply, ctypes.POINTER(_AtomReply)).contents.atom
+        self._libc.free(reply)
+        pid, name = os.getpid().to_bytes(4, sys.byteorder), title.encode()
+        for top in self._children(self._xcb.xcb_setup_roots_iterator(self._xcb.xcb_get_setup(self._connection)).data[0]):
+            for window in (top, *self._children(top)):
+                if self._property(window, pid_atom) == pid and self._property(window, WM_NAME) == name:
+                    return window
+        return None
+
+    def window_gone(self, title: str) -> bool:
+        """True once the window named `title` that this process showed no longer exists (destroyed from
+        outside, or its connection killed); False while it does, or while it has not been found yet."""
+        if self._xcb is None:
+            return False
+        if self.window is None:
+            if time.monotonic() >= self._next_search:
+                self.window, self._next_search = self.find_window(title), time.monotonic() + 1.0
+            return False
+        reply = self._reply("xcb_get_window_attributes", self.window)
+        if reply is not None:
+            self._libc.free(reply)
+        return reply is None and self._xcb.xcb_connection_has_error(self._connection) == 0
 
     def close(self) -> None:
         if self._xcb is not None:

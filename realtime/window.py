@@ -76,12 +76,15 @@ class WindowSink:
         self._last = image
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         self._draw_hud(bgr)
-        if self._watch is not None and not self._watch.alive():  # as closing the window: stop, keep the files
-            self._lost = True
-            log.warning("The display %s went away; stopping (a video being written keeps the frames so far).",
-                        os.environ.get("DISPLAY"))
-            self.press(ord("q"))
-            return
+        if self._watch is not None:  # as closing the window: stop, keep the files, no more GUI calls
+            gone = ("display", "went away") if not self._watch.alive() else (
+                ("window", "was closed from outside") if self._watch.window_gone(self.title) else None)
+            if gone:
+                self._lost = True
+                what = os.environ.get("DISPLAY") if gone[0] == "display" else repr(self.title)
+                log.warning("The %s %s %s; stopping (a video being written keeps the frames so far).", gone[0], what, gone[1])
+                self.press(ord("q"))
+                return
         try:
             cv2.imshow(self.title, bgr)
             self._shown = True

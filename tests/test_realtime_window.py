@@ -179,3 +179,47 @@ def test_a_lost_display_stops_like_closing_the_window_and_makes_no_more_gui_call
         window.send(frame)  # a frame already in flight
     window.close()
     assert actions == ["quit"] and window.quit and "went away; stopping" in caplog.text
+
+
+WINDOW_GONE_SCRIPT = """
+import ctypes, os, sys, time
+import numpy as np
+from realtime.display import XWatch
+from realtime.frames import Frame
+from realtime.window import WindowSink
+
+sink, image = WindowSink(), np.zeros((48, 64, 3), np.uint8)
+outside = XWatch(os.environ["DISPLAY"])  # another client, as xdotool and xkill are
+window = None
+for i in range(100):  # the window exists once it has been shown
+    sink.send(Frame(image, i, time.perf_counter()))
+    window = window or outside.find_window(sink.title)
+    if window and sink._watch.window is not None:
+        break
+    time.sleep(0.02)
+assert window and window == sink._watch.window, (window, sink._watch.window)
+request = {"destroy": "xcb_destroy_window", "kill": "xcb_kill_client"}[sys.argv[1]]
+getattr(outside._xcb, request)(ctypes.c_void_p(outside._connection), ctypes.c_uint32(window))
+outside._xcb.xcb_flush(ctypes.c_void_p(outside._connection))
+time.sleep(0.2)
+for i in range(5):
+    sink.send(Frame(image, i, time.perf_counter()))
+sink.close()
+print("quit" if sink.quit else "still running", flush=True)
+"""
+
+
+@pytest.mark.parametrize("how", ["destroy", "kill"])
+def test_a_window_destroyed_or_killed_from_outside_stops_the_run_and_the_process_lives(xvfb_display, how):
+    """`xdotool windowclose` (destroy) left Qt reporting the window visible and the run went on without it;
+    `xkill` (kill the window's client) made Qt end the process ("The X11 connection broke", exit 1) at the
+    next GUI call, losing a video being written. Both now stop the run as closing the window does."""
+    from realtime.display import XWatch
+
+    if XWatch(xvfb_display).connected() is None:
+        pytest.skip("libxcb is not installed")
+    env = {**os.environ, "DISPLAY": xvfb_display, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", WINDOW_GONE_SCRIPT, how], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout.strip() == "quit", run.stdout + run.stderr
+    assert "The window 'StyleCam' was closed from outside; stopping" in run.stderr
