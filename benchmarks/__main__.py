@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--live-seconds", type=cli.seconds,
                    help=f"seconds of output per live run (default {full.live_seconds:g}; --tiny {small.live_seconds:g})")
     p.add_argument("--no-compile", action="store_true", help="leave torch.compile out of the CPU path race")
-    p.add_argument("--name", help="results file stem (default: derived from the machine)")
+    p.add_argument("--name", help="results file stem (default: derived from the machine; a run of part of the suite "
+                                  "without --out or --name writes to a new temporary folder, printed)")
     p.add_argument("--note", help="free text stored with the results (e.g. what else ran on the machine)")
     p.add_argument("--out", help="results folder (default benchmarks/results; with --tiny a new temporary folder, "
                                  "printed, so a CI-sized run never lands among the committed results)")
@@ -62,10 +63,26 @@ def render(path: Path) -> int:
     return 0
 
 
+def partial(args: argparse.Namespace) -> str | None:
+    """Why a run measures less than the whole suite (the flags that leave part of it out), or None. Its
+    results would replace the machine's committed results file."""
+    import torch
+
+    left_out = [flag for flag, given in (("--tiny", args.tiny), ("--section", args.section), ("--size", args.size),
+                                         ("--net", args.net)) if given]
+    if args.device and ("cpu" not in args.device or "cuda" not in args.device and torch.cuda.is_available()):
+        left_out.append("--device")
+    return " and ".join(left_out) or None
+
+
 def measure(args: argparse.Namespace, written: list[Path]) -> int:
-    if args.tiny and not args.out:
-        args.out = str(cli.scratch_dir("bench-tiny"))
-        print(f"--tiny without --out: writing to {args.out}", flush=True)
+    # a CI-sized run never lands among the committed results; another partial one only where --name says so
+    reason = None if args.out or (args.name and not args.tiny) else partial(args)
+    if reason:
+        args.out = str(cli.scratch_dir("bench-tiny" if args.tiny else "bench-partial"))
+        without = "--out" if args.tiny else "--out or --name"
+        print(f"{reason} without {without}: writing to {args.out} (not over the machine's results in {RESULTS_DIR})",
+              flush=True)
     cfg = build_config(args)
     cli.writable_dir(cfg.out_dir)  # before the first section, not after it
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s")

@@ -121,6 +121,31 @@ def test_bench_tiny_without_out_writes_to_a_printed_temporary_folder(monkeypatch
     cfg.out_dir.rmdir()
 
 
+@pytest.mark.parametrize("argv, into_results", [
+    (["--section", "network"], False), (["--size", "320x240"], False), (["--net", "lite"], False),
+    (["--device", "cuda"], False), (["--tiny", "--name", "t"], False),  # a CI-sized run never lands in results
+    (["--section", "network", "--name", "mine"], True),  # its own results file, named
+    ([], True), (["--seconds", "1", "--threads", "2"], True)])  # the whole suite
+def test_bench_a_partial_run_does_not_replace_the_machines_results(monkeypatch, capsys, argv, into_results):
+    """`python -m benchmarks --section network` wrote benchmarks/results/<machine>.json, replacing the
+    committed results of the whole suite with one section's."""
+    runs = []
+
+    def fake_run(cfg, on_section=None):
+        runs.append(cfg)
+        return {"goals": []}
+
+    monkeypatch.setattr(suite, "run", fake_run)
+    monkeypatch.setattr(bench.report, "write", lambda result, out: [])
+    monkeypatch.setattr(bench.cli, "writable_dir", lambda *a, **k: None)
+    assert bench.main([*argv, "-q"]) == 0
+    (cfg,) = runs
+    assert (cfg.out_dir == RESULTS_DIR) == into_results
+    if not into_results:
+        assert RESULTS_DIR not in cfg.out_dir.parents and str(cfg.out_dir) in capsys.readouterr().out
+        cfg.out_dir.rmdir()
+
+
 def test_bench_ctrl_c_is_one_line_and_keeps_the_sections_measured(tmp_path, monkeypatch, capsys):
     def stopped(cfg, on_section=None):
         on_section({"name": "t", "network": [], "sections_left": ["pipeline"]})
