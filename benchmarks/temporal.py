@@ -29,7 +29,7 @@ def sample_frames(count: int = 40, size: tuple[int, int] = (320, 240)) -> list[n
     from realtime.sources import sample_path
 
     with av.open(str(sample_path())) as clip:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(count), clip.decode(video=0))]
+        frames = [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for _, f in zip(range(count), clip.decode(video=0))]
     return [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
 
 

@@ -48,6 +48,13 @@ class Orientation:
         return np.ascontiguousarray(image)
 
 
+def side_data(frame: av.VideoFrame) -> list:
+    """A frame's side data entries (each with `.type` and its bytes). PyAV up to 18.1.0 iterates them;
+    18.1.1 iterates their types, as a mapping from type to entry does."""
+    container = frame.side_data
+    return [container[key] if isinstance(key, av.sidedata.sidedata.Type) else key for key in container]
+
+
 def upright(path: str | os.PathLike) -> Orientation:
     """What shows the video as players do: its first frame's display matrix, as ffmpeg applies it by
     default (phones store portrait video sideways; some front cameras store it mirrored). A turn that
@@ -55,7 +62,7 @@ def upright(path: str | os.PathLike) -> Orientation:
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                for data in frame.side_data:
+                for data in side_data(frame):
                     if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX and len(bytes(data)) == 36:
                         found = Orientation.from_display_matrix(np.frombuffer(bytes(data), np.int32).tolist())
                         if found is not None:

@@ -133,7 +133,9 @@ class VideoFileSource:
         # and on busy cores the new threads wait to be scheduled. Measured on 2 cores (640x480, lite net,
         # scale 0.5, file mode, 900 frames, 2 rounds): the read took 2.9-3.0 ms a frame, 0.76-0.80 with
         # one thread, and `full` mode went from 107-109 to 139-140 FPS; the same pixels either way.
-        image = frame.to_ndarray(format="rgb24", threads=1)
+        # PyAV 18.1.1 returns a view of the decoder's padded rows for rgb24 (strides wider than the
+        # picture); every stage after this one takes C-contiguous frames. A copy only where it is padded.
+        image = np.ascontiguousarray(frame.to_ndarray(format="rgb24", threads=1))
         image = self.orientation.apply(image)
         image = fit(image, self.size_request)
         out = Frame(image, self._index, time.perf_counter())

@@ -46,7 +46,7 @@ def clip_with_audio(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("media") / "talk_with_tone.mp4"
     rate = Fraction(30000, 1001)
     with av.open(str(_carphone())) as src:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(45), src.decode(video=0))]
+        frames = [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for _, f in zip(range(45), src.decode(video=0))]
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=rate)
         video.width, video.height, video.pix_fmt = 176, 144, "yuv420p"
@@ -73,7 +73,7 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float]:
     """All frames (RGB uint8) and the fps of a video file."""
     with av.open(str(path)) as c:
         rate = float(c.streams.video[0].average_rate)
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)], rate
+        return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)], rate
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 240, cwd: Path | None = None):
