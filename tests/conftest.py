@@ -45,8 +45,10 @@ def clip_with_audio(tmp_path_factory) -> Path:
     """The first 45 carphone frames (1.5 s) with a 440 Hz AAC tone of the same length."""
     path = tmp_path_factory.mktemp("media") / "talk_with_tone.mp4"
     rate = Fraction(30000, 1001)
+    from realtime.sources import decoded_rgb
+
     with av.open(str(_carphone())) as src:
-        frames = [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for _, f in zip(range(45), src.decode(video=0))]
+        frames = [decoded_rgb(f) for _, f in zip(range(45), src.decode(video=0))]
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=rate)
         video.width, video.height, video.pix_fmt = 176, 144, "yuv420p"
@@ -71,9 +73,11 @@ def clip_with_audio(tmp_path_factory) -> Path:
 
 def read_video(path: Path) -> tuple[list[np.ndarray], float]:
     """All frames (RGB uint8) and the fps of a video file."""
+    from realtime.sources import decoded_rgb
+
     with av.open(str(path)) as c:
         rate = float(c.streams.video[0].average_rate)
-        return [np.ascontiguousarray(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)], rate
+        return [decoded_rgb(f) for f in c.decode(video=0)], rate
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 240, cwd: Path | None = None):
